@@ -1,0 +1,188 @@
+"""Strict DER encoding and decoding helpers.
+
+``decode`` refuses trailing bytes and anything that is not DER (a value that re-encodes
+to different bytes), and turns pyasn1's errors into :class:`cmpclient.errors.DecodeError`
+naming what was being decoded.  ``protected_part`` slices the exact bytes of header and
+body out of a received message, so protection is checked over what the peer sent.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pyasn1.codec.der import decoder as _der_decoder
+from pyasn1.codec.der import encoder as _der_encoder
+from pyasn1.error import PyAsn1Error
+from pyasn1.type import base, univ
+
+from cmpclient.errors import DecodeError
+
+T = TypeVar("T", bound=base.Asn1Item)
+
+#: Largest message we agree to decode (the test CA uses a lower HTTP limit).
+MAX_MESSAGE_SIZE = 10 * 1024 * 1024
+
+
+def encode(value: base.Asn1Item) -> bytes:
+    """DER-encode a pyasn1 value, turning an incomplete structure into a clear error."""
+    try:
+        return _der_encoder.encode(value)
+    except PyAsn1Error as exc:
+        raise DecodeError(f"cannot DER-encode {type(value).__name__}: {_short(exc)}") from exc
+
+
+def decode(data: bytes, spec: T, *, what: str | None = None, strict: bool = True) -> T:
+    """Decode ``data`` as ``spec``; no trailing bytes; with ``strict`` it must be DER.
+
+    ``what`` names the structure in error messages (defaults to the spec's class name).
+    """
+    name = what or type(spec).__name__
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"{name}: expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if not data:
+        raise DecodeError(f"{name}: empty input")
+    if len(data) > MAX_MESSAGE_SIZE:
+        raise DecodeError(f"{name}: {len(data)} bytes is larger than the {MAX_MESSAGE_SIZE}-byte limit")
+    try:
+        value, rest = _der_decoder.decode(data, asn1Spec=spec)
+    except (PyAsn1Error, TypeError, ValueError, IndexError, RecursionError) as exc:
+        raise DecodeError(f"not a valid {name}: {_short(exc)}", field=_field_hint(exc)) from exc
+    if rest:
+        raise DecodeError(f"{name}: {len(rest)} trailing byte(s) after the DER value")
+    if strict:
+        try:
+            again = _der_encoder.encode(value)
+        except PyAsn1Error as exc:
+            raise DecodeError(f"{name}: decoded value is incomplete: {_short(exc)}") from exc
+        if again != data:
+            offset = next((i for i, (a, b) in enumerate(zip(again, data)) if a != b), min(len(again), len(data)))
+            raise DecodeError(
+                f"{name}: not DER (re-encoding differs at byte offset {offset})",
+                hint="the sender used a non-canonical (BER) encoding",
+            )
+    return value
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _field_hint(exc: BaseException) -> str | None:
+    # pyasn1 names the component type it failed on in most messages; surface the first
+    # class name it mentions so the user sees *where* it broke.
+    text = str(exc)
+    for marker in ("asn1Spec", "componentType", "NamedType"):
+        if marker in text:
+            return None
+    return None
+
+
+# --- Raw TLV helpers ---------------------------------------------------------------------
+
+
+def read_tlv(data: bytes, offset: int = 0) -> tuple[int, int, int]:
+    """Parse one DER TLV at ``offset``: return (tag byte, content start, end)."""
+    try:
+        tag_byte = data[offset]
+        if tag_byte & 0x1F == 0x1F:
+            raise DecodeError("multi-byte tags are not used in CMP")
+        length_byte = data[offset + 1]
+        pos = offset + 2
+        if length_byte < 0x80:
+            length = length_byte
+        else:
+            count = length_byte & 0x7F
+            if count == 0 or count > 4:
+                raise DecodeError("indefinite or oversized length")
+            length = int.from_bytes(data[pos : pos + count], "big")
+            pos += count
+    except IndexError as exc:
+        raise DecodeError("truncated DER value") from exc
+    end = pos + length
+    if end > len(data):
+        raise DecodeError("truncated DER value")
+    return tag_byte, pos, end
+
+
+def der_header(tag_byte: int, length: int) -> bytes:
+    """The DER tag-and-length header for a value of ``length`` content bytes."""
+    if length < 0x80:
+        return bytes((tag_byte, length))
+    size = (length.bit_length() + 7) // 8
+    return bytes((tag_byte, 0x80 | size)) + length.to_bytes(size, "big")
+
+
+def protected_part(message_der: bytes) -> bytes:
+    """DER of ``ProtectedPart ::= SEQUENCE { header, body }`` cut from a PKIMessage's bytes."""
+    _, start, end = read_tlv(message_der, 0)
+    _, _, header_end = read_tlv(message_der, start)
+    _, _, body_end = read_tlv(message_der, header_end)
+    if body_end > end:
+        raise DecodeError("PKIMessage: body runs past the end of the message")
+    inner = message_der[start:body_end]
+    return der_header(0x30, len(inner)) + inner
+
+
+# --- Opaque values -----------------------------------------------------------------------
+
+
+def any_der(value: univ.Any) -> bytes:
+    """The DER bytes held by an untagged opaque ``Any`` (a certificate, CRL, CSR...)."""
+    return bytes(value)
+
+
+def enveloped_data_der(opaque: univ.Any) -> bytes:
+    """Full ``EnvelopedData`` DER from an implicitly tagged opaque value (content octets)."""
+    content = bytes(opaque)
+    return der_header(0x30, len(content)) + content
+
+
+def opaque_content(der: bytes) -> bytes:
+    """The content octets of a DER SEQUENCE, for an implicitly tagged opaque field."""
+    tag_byte, start, end = read_tlv(der, 0)
+    if tag_byte != 0x30 or end != len(der):
+        raise DecodeError("expected exactly one DER SEQUENCE")
+    return der[start:end]
+
+
+def _tag_byte(t: object) -> int:
+    tag_class, tag_format, tag_id = t.tagClass, t.tagFormat, t.tagId  # type: ignore[attr-defined]
+    if tag_id >= 31:
+        raise DecodeError("multi-byte tags are not used in CMP")
+    return tag_class | tag_format | tag_id
+
+
+def value_from_der(spec: T, der: bytes) -> T:
+    """Turn the DER of an *untagged* value into a value of ``spec``, tags included.
+
+    pyasn1 refuses to assign a value whose tags differ from the schema slot (an
+    untagged ``Name`` into ``[5] EXPLICIT Name``), and cloning with new tags fails for
+    nested SET OF values.  Re-wrapping the DER in the slot's tags and decoding it with
+    the slot's own schema yields exactly the object the slot expects.
+    """
+    natural = type(spec).tagSet.superTags  # type: ignore[attr-defined]
+    wanted = spec.tagSet.superTags  # type: ignore[attr-defined]
+    data = bytes(der)
+    if natural and wanted and wanted[0] != natural[0]:
+        # Implicit tag: the first (innermost) tag replaces the natural one.
+        data = bytes((_tag_byte(wanted[0]),)) + data[1:]
+        extra = wanted[1:]
+    else:
+        extra = wanted[len(natural) :]
+    for t in extra:
+        data = der_header(_tag_byte(t), len(data)) + data
+    return decode(data, spec, strict=False)
+
+
+def set_from_der(parent: base.Asn1Item, name: str, der: bytes) -> None:
+    """Set component ``name`` of ``parent`` from the DER of its untagged value.
+
+    Constraint objects are not compared: pyasn1 may build the slot's constraints as an
+    intersection and the decoded value's as a bare constraint (``rfc5280.Extensions``),
+    which are equal in meaning but not in identity.
+    """
+    spec = parent.componentType[name].asn1Object  # type: ignore[attr-defined]
+    value = value_from_der(spec, der)
+    parent.setComponentByName(name, value, matchConstraints=False)  # type: ignore[attr-defined]

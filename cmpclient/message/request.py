@@ -1,0 +1,295 @@
+"""CRMF certificate request builder (RFC 4211, RFC 9810 §5.2.1) with every POPO form."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pyasn1.type import char, univ
+from pyasn1_modules import rfc5280
+
+from cmpclient.asn1 import codec, crmf, oids
+from cmpclient.errors import UsageError
+from cmpclient.message._builder import Builder
+from cmpclient.message.names import general_name, name_to_asn1
+
+#: A signer for POPO: DER bytes in, (pyasn1 AlgorithmIdentifier, signature bytes) out.
+#: :meth:`cmpclient.protection.SignatureProtection.popo_signer` makes one from a key.
+POPOSigner = Callable[[bytes], "tuple[object, bytes]"]
+#: A MAC for POPOSigningKeyInput.publicKeyMAC: SPKI DER in, (AlgorithmIdentifier, MAC) out.
+PublicKeyMAC = Callable[[bytes], "tuple[object, bytes]"]
+
+POPO_METHODS = ("signature", "raVerified", "keyEncipherment", "keyAgreement", "none")
+
+
+def public_key_der(key: object) -> bytes:
+    """SubjectPublicKeyInfo DER of a cryptography public (or private) key, or DER as given."""
+    if isinstance(key, (bytes, bytearray)):
+        return bytes(key)
+    if hasattr(key, "public_key") and not hasattr(key, "public_bytes"):
+        key = key.public_key()  # type: ignore[union-attr]
+    if hasattr(key, "public_key") and hasattr(key, "private_bytes"):
+        key = key.public_key()  # type: ignore[union-attr]
+    try:
+        return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)  # type: ignore[union-attr]
+    except AttributeError:
+        raise UsageError(f"not a public key: {type(key).__name__}") from None
+
+
+def empty_public_key(algorithm_der: bytes) -> bytes:
+    """An SPKI with the given AlgorithmIdentifier and an empty BIT STRING.
+
+    RFC 9483 §4.1.6.2 / EJBCA: asks the CA to generate the key of that algorithm.
+    """
+    inner = algorithm_der + b"\x03\x01\x00"
+    return codec.der_header(0x30, len(inner)) + inner
+
+
+def _utf8_der(text: str) -> bytes:
+    return codec.encode(char.UTF8String(text))
+
+
+@dataclass(frozen=True)
+class CertRequestBuilder(Builder):
+    """Immutable builder of one CertReqMsg.
+
+    Typical: ``CertRequestBuilder().subject("CN=dev").public_key(key).popo_signature(signer).build()``.
+    A request with no public key asks for a server-generated key (add a protocolEncrKey
+    control).  Without a POPO method set, ``build()`` refuses unless ``popo_none()``.
+    """
+
+    _cert_req_id: int | None = None
+    _subject: object | None = None
+    _issuer: object | None = None
+    _serial_number: int | None = None
+    _public_key: bytes | None = None
+    _not_before: _dt.datetime | None = None
+    _not_after: _dt.datetime | None = None
+    _extensions: tuple[tuple[str, bool, bytes], ...] = ()
+    _controls: tuple[tuple[str, bytes], ...] = ()
+    _reg_info: tuple[tuple[str, bytes], ...] = ()
+    _popo: tuple | None = None
+
+    # --- template ------------------------------------------------------------------
+    def cert_req_id(self, value: int) -> "CertRequestBuilder":
+        if value < -1:
+            raise UsageError("certReqId must be >= 0 (-1 only for p10cr-style answers)")
+        return self._set("_cert_req_id", int(value))
+
+    def subject(self, name: x509.Name | str) -> "CertRequestBuilder":
+        return self._set("_subject", name)
+
+    def issuer(self, name: x509.Name | str) -> "CertRequestBuilder":
+        return self._set("_issuer", name)
+
+    def serial_number(self, serial: int) -> "CertRequestBuilder":
+        return self._set("_serial_number", int(serial))
+
+    def public_key(self, key: object) -> "CertRequestBuilder":
+        """The key to certify: a cryptography key (public or private) or SPKI DER."""
+        return self._set("_public_key", public_key_der(key))
+
+    def validity(self, not_before: _dt.datetime | None = None, not_after: _dt.datetime | None = None) -> "CertRequestBuilder":
+        if not_before is None and not_after is None:
+            raise UsageError("validity needs notBefore, notAfter or both")
+        if not_before and not_after and not_after <= not_before:
+            raise UsageError("notAfter must be later than notBefore")
+        b = self._set("_not_before", not_before) if not_before else self
+        return b._set("_not_after", not_after) if not_after else b
+
+    def extension(self, value: x509.ExtensionType, critical: bool = False) -> "CertRequestBuilder":
+        oid = value.oid.dotted_string
+        if any(o == oid for o, _, _ in self._extensions):
+            raise UsageError(f"extension {oids.oid_name(oid)} is already set")
+        return self._append("_extensions", (oid, critical, value.public_bytes()))
+
+    def subject_alt_names(self, names: Sequence[x509.GeneralName]) -> "CertRequestBuilder":
+        if not names:
+            raise UsageError("subjectAltName needs at least one name")
+        return self.extension(x509.SubjectAlternativeName(list(names)))
+
+    # --- controls --------------------------------------------------------------------
+    def control(self, oid: str, value_der: bytes) -> "CertRequestBuilder":
+        if any(o == oid for o, _ in self._controls):
+            raise UsageError(f"control {oids.oid_name(oid)} is already set")
+        return self._append("_controls", (oid, bytes(value_der)))
+
+    def reg_token(self, token: str) -> "CertRequestBuilder":
+        return self.control(oids.REGCTRL_REG_TOKEN, _utf8_der(token))
+
+    def authenticator(self, text: str) -> "CertRequestBuilder":
+        return self.control(oids.REGCTRL_AUTHENTICATOR, _utf8_der(text))
+
+    def old_cert_id(self, issuer: x509.Name | str, serial: int) -> "CertRequestBuilder":
+        """id-regCtrl-oldCertID: the certificate a kur replaces."""
+        cert_id = crmf.CertId()
+        cert_id["issuer"] = general_name(issuer)
+        cert_id["serialNumber"] = serial
+        return self.control(oids.REGCTRL_OLD_CERT_ID, codec.encode(cert_id))
+
+    def protocol_encr_key(self, key: object) -> "CertRequestBuilder":
+        """id-regCtrl-protocolEncrKey: the key the CA encrypts a generated private key to."""
+        return self.control(oids.REGCTRL_PROTOCOL_ENCR_KEY, public_key_der(key))
+
+    def reg_info(self, oid: str, value_der: bytes) -> "CertRequestBuilder":
+        return self._append("_reg_info", (oid, bytes(value_der)))
+
+    # --- proof of possession -------------------------------------------------------------
+    def popo_signature(
+        self, signer: POPOSigner, *, sender: x509.Name | str | None = None, public_key_mac: PublicKeyMAC | None = None
+    ) -> "CertRequestBuilder":
+        """Signature POPO.  Over the DER CertRequest when the template has subject and
+        public key (RFC 4211 §4.1); otherwise over a POPOSigningKeyInput naming
+        ``sender`` or carrying ``public_key_mac``."""
+        if sender is not None and public_key_mac is not None:
+            raise UsageError("POPOSigningKeyInput takes either sender or publicKeyMAC, not both")
+        return self._set("_popo", ("signature", signer, sender, public_key_mac))
+
+    def popo_ra_verified(self) -> "CertRequestBuilder":
+        return self._set("_popo", ("raVerified",))
+
+    def popo_key_encipherment(self, *, this_message: bytes | None = None, encrypted_key_der: bytes | None = None) -> "CertRequestBuilder":
+        """keyEncipherment POPO: ``subsequentMessage encrCert`` (the default; the CA
+        returns the certificate encrypted), ``thisMessage`` (deprecated) or
+        ``encryptedKey`` (EnvelopedData DER, RFC 9810)."""
+        if this_message is not None and encrypted_key_der is not None:
+            raise UsageError("choose thisMessage or encryptedKey, not both")
+        return self._set("_popo", ("keyEncipherment", this_message, encrypted_key_der))
+
+    def popo_key_agreement(self) -> "CertRequestBuilder":
+        """keyAgreement POPO with ``subsequentMessage encrCert``."""
+        return self._set("_popo", ("keyAgreement", None, None))
+
+    def popo_none(self) -> "CertRequestBuilder":
+        """Send no POPO at all (e.g. a server-generated key, or a server that does not check)."""
+        return self._set("_popo", ("none",))
+
+    # --- build -------------------------------------------------------------------------
+    def build_template(self) -> crmf.CertTemplate:
+        """Just the CertTemplate (also used for rr's certDetails)."""
+        t = crmf.CertTemplate()
+        spec = t.componentType
+        if self._serial_number is not None:
+            t["serialNumber"] = self._serial_number
+        if self._issuer is not None:
+            t["issuer"] = name_to_asn1(self._issuer, spec["issuer"].asn1Object)  # type: ignore[arg-type]
+        if self._not_before or self._not_after:
+            validity = t["validity"]
+            vspec = validity.componentType
+            for field, when in (("notBefore", self._not_before), ("notAfter", self._not_after)):
+                if when is not None:
+                    validity[field] = codec.value_from_der(vspec[field].asn1Object, _time_der(when))
+        if self._subject is not None:
+            t["subject"] = name_to_asn1(self._subject, spec["subject"].asn1Object)  # type: ignore[arg-type]
+        if self._public_key is not None:
+            t["publicKey"] = codec.value_from_der(spec["publicKey"].asn1Object, self._public_key)
+        if self._extensions:
+            exts = t["extensions"]
+            for i, (oid, critical, value) in enumerate(self._extensions):
+                ext = rfc5280.Extension()
+                ext["extnID"] = univ.ObjectIdentifier(oid)
+                if critical:
+                    ext["critical"] = True
+                ext["extnValue"] = value
+                exts[i] = ext
+        return t
+
+    def build_cert_request(self) -> crmf.CertRequest:
+        req = crmf.CertRequest()
+        req["certReqId"] = 0 if self._cert_req_id is None else self._cert_req_id
+        req["certTemplate"] = self.build_template()
+        if self._controls:
+            controls = req["controls"]
+            for i, (oid, der) in enumerate(self._controls):
+                atv = crmf.AttributeTypeAndValue()
+                atv["type"] = univ.ObjectIdentifier(oid)
+                atv["value"] = univ.Any(der)
+                controls[i] = atv
+        return req
+
+    def build(self) -> crmf.CertReqMsg:
+        if self._popo is None:
+            raise UsageError(
+                "CertRequestBuilder: no proof-of-possession method chosen",
+                hint="call popo_signature(), popo_ra_verified(), popo_key_encipherment(), popo_key_agreement() or popo_none()",
+            )
+        req = self.build_cert_request()
+        msg = crmf.CertReqMsg()
+        msg["certReq"] = req
+        kind = self._popo[0]
+        if kind != "none":
+            msg["popo"] = self._build_popo(req, msg.componentType["popo"].asn1Object)
+        if self._reg_info:
+            reg = msg["regInfo"]
+            for i, (oid, der) in enumerate(self._reg_info):
+                atv = crmf.AttributeTypeAndValue()
+                atv["type"] = univ.ObjectIdentifier(oid)
+                atv["value"] = univ.Any(der)
+                reg[i] = atv
+        return msg
+
+    def _build_popo(self, req: crmf.CertRequest, spec: crmf.ProofOfPossession) -> crmf.ProofOfPossession:
+        kind = self._popo[0]  # type: ignore[index]
+        if kind == "raVerified":
+            return codec.decode(b"\x80\x00", spec, strict=False)
+        if kind == "signature":
+            _, signer, sender, pk_mac = self._popo  # type: ignore[misc]
+            if self._public_key is None:
+                raise UsageError("signature POPO needs the request's public key", hint="use popo_none() for server-generated keys")
+            if self._subject is not None and sender is None and pk_mac is None:
+                signed_der = codec.encode(req)
+                input_der = None
+            else:
+                if sender is None and pk_mac is None:
+                    raise UsageError(
+                        "a request without subject needs POPOSigningKeyInput: pass sender= or public_key_mac= to popo_signature()"
+                    )
+                if sender is not None:
+                    inner = codec.encode(general_name(sender))
+                    auth = codec.der_header(0xA0, len(inner)) + inner  # [0] EXPLICIT GeneralName
+                else:
+                    alg, value = pk_mac(self._public_key)
+                    bits = b"\x00" + value
+                    mac_inner = codec.encode(alg) + codec.der_header(0x03, len(bits)) + bits  # type: ignore[arg-type]
+                    auth = codec.der_header(0x30, len(mac_inner)) + mac_inner
+                body = auth + self._public_key
+                signed_der = codec.der_header(0x30, len(body)) + body
+                input_der = signed_der
+            alg_id, signature = signer(signed_der)
+            parts = b""
+            if input_der is not None:
+                # poposkInput [0] IMPLICIT: the SEQUENCE tag is replaced by [0].
+                content = codec.opaque_content(input_der)
+                parts += codec.der_header(0xA0, len(content)) + content
+            parts += codec.encode(alg_id)  # type: ignore[arg-type]
+            bits = b"\x00" + signature
+            parts += codec.der_header(0x03, len(bits)) + bits
+            return codec.decode(codec.der_header(0xA1, len(parts)) + parts, spec, strict=False)
+        if kind in ("keyEncipherment", "keyAgreement"):
+            _, this_message, encrypted_key = self._popo  # type: ignore[misc]
+            if this_message is not None:
+                bits = b"\x00" + this_message
+                inner = codec.der_header(0x80, len(bits)) + bits
+            elif encrypted_key is not None:
+                content = codec.opaque_content(encrypted_key)
+                inner = codec.der_header(0xA4, len(content)) + content
+            else:
+                inner = b"\x81\x01\x00"  # subsequentMessage encrCert(0)
+            outer_tag = 0xA2 if kind == "keyEncipherment" else 0xA3
+            return codec.decode(codec.der_header(outer_tag, len(inner)) + inner, spec, strict=False)
+        raise UsageError(f"unknown POPO method {kind!r}")
+
+
+def _time_der(when: _dt.datetime) -> bytes:
+    """DER Time: UTCTime through 2049, GeneralizedTime after (RFC 5280 §4.1.2.5)."""
+    if when.tzinfo is None:
+        raise UsageError("validity times must be timezone-aware")
+    utc = when.astimezone(_dt.timezone.utc)
+    if 1950 <= utc.year < 2050:
+        text = utc.strftime("%y%m%d%H%M%SZ").encode()
+        return codec.der_header(0x17, len(text)) + text
+    text = utc.strftime("%Y%m%d%H%M%SZ").encode()
+    return codec.der_header(0x18, len(text)) + text

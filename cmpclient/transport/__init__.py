@@ -1,0 +1,57 @@
+"""Transports move DER PKIMessages: every transport has ``send(request: bytes) -> bytes``
+and ``close()`` and is a context manager.
+
+* :class:`~cmpclient.transport.http.HTTPTransport` -- ``http://`` and ``https://`` (RFC 6712/9811)
+* :class:`~cmpclient.transport.tcp.TCPTransport` -- ``tcp://`` (EJBCA's CMP TCP framing)
+* :class:`~cmpclient.transport.file.CaptureTransport` /
+  :class:`~cmpclient.transport.file.ReplayTransport` -- ``-reqout/-rspout/-rspin`` files
+
+This package imports nothing heavy: ``requests`` is loaded only when an HTTP transport is
+opened, so commands that work offline (dump, replay) stay fast to start.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from cmpclient.errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cmpclient.transport.http import HTTPTransport
+    from cmpclient.transport.tcp import TCPTransport
+
+__all__ = ["Transport", "open_transport"]
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """The interface every transport implements."""
+
+    def send(self, request: bytes) -> bytes:
+        """Deliver one DER PKIMessage and return the DER PKIMessage answering it."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the transport is not used afterwards."""
+        ...
+
+
+def open_transport(url: str, **opts: Any) -> "HTTPTransport | TCPTransport":
+    """Create the transport for ``url``, importing only the module that scheme needs.
+
+    ``http://`` and ``https://`` give an HTTPTransport, ``tcp://`` a TCPTransport; ``opts``
+    are passed to its constructor (``timeout``, ``verify``, ``client_cert``, ...).
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("http", "https"):
+        from cmpclient.transport.http import HTTPTransport
+
+        return HTTPTransport(url, **opts)
+    if scheme == "tcp":
+        from cmpclient.transport.tcp import TCPTransport
+
+        return TCPTransport(url, **opts)
+    raise UsageError(
+        f"unsupported server URL {url!r}: expected http://, https:// or tcp://",
+        hint="e.g. http://localhost:8080/ejbca/publicweb/cmp/<alias> or tcp://localhost:829",
+    )
