@@ -501,7 +501,7 @@ class ProtectedPart(univ.Sequence):
 
     componentType = namedtype.NamedTypes(
         namedtype.NamedType("header", PKIHeader()),
-        namedtype.NamedType("infoValue", PKIBody()),
+        namedtype.NamedType("body", PKIBody()),
     )
 
 

@@ -1,0 +1,329 @@
+"""One CMP transaction: header bookkeeping, protection, and every check on the response.
+
+A :class:`Transaction` owns one transactionID.  Each :meth:`Transaction.exchange` sends a
+body with a fresh senderNonce (and the previous response's senderNonce as recipNonce),
+then checks the answer: pvno, transactionID, recipNonce, sender, protection and body
+type.  An ``error`` body becomes :class:`~cmpclient.errors.CMPErrorMessage`.
+
+Leniency for imperfect servers is explicit and named (:class:`Leniency`), off by default,
+and logged each time it is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from cryptography import x509
+
+from cmpclient.asn1 import cmp
+from cmpclient.errors import CMPErrorMessage, ProtectionError, ProtocolError
+from cmpclient.message.header import HeaderBuilder
+from cmpclient.message.parse import ErrorContent, ParsedMessage, parse_message
+from cmpclient.message.pkimessage import assemble, encode_message
+
+log = logging.getLogger("cmpclient.client")
+
+#: Bodies that are always acceptable answers besides the expected ones.
+_ALWAYS_ACCEPTED = ("error",)
+
+
+@dataclass(frozen=True)
+class Leniency:
+    """Named switches that relax checks for servers known to deviate (all off by default).
+
+    * ``unprotected_errors`` -- accept error messages and rejections without protection
+      (EJBCA sends them; openssl's ``-unprotected_errors``).
+    * ``missing_recip_nonce`` -- accept a response without recipNonce.
+    * ``accept_pvno1`` -- accept pvno 1 (cmp1999) responses.
+    * ``ignore_key_usage`` -- do not demand keyUsage digitalSignature on the server's signer
+      certificate (openssl's ``-ignore_keyusage``).
+    """
+
+    unprotected_errors: bool = False
+    missing_recip_nonce: bool = False
+    accept_pvno1: bool = False
+    ignore_key_usage: bool = False
+
+
+@dataclass
+class ClientConfig:
+    """Everything a transaction needs; shared by all operations.
+
+    ``transport`` is any object with ``send(bytes) -> bytes``.  ``protection`` is a
+    :class:`cmpclient.protection.MACProtection` or ``SignatureProtection`` (or None for
+    unprotected requests).  Responses are verified with ``secret`` (defaults to the MAC
+    protection's secret), or by signature against ``trusted`` anchors or a pinned
+    ``server_cert``.
+    """
+
+    transport: Any
+    protection: Any = None
+    sender: x509.Name | str | None = None
+    recipient: x509.Name | str = ""
+    pvno: int = 2
+    secret: bytes | None = None
+    trusted: Sequence[x509.Certificate] = ()
+    untrusted: Sequence[x509.Certificate] = ()
+    server_cert: x509.Certificate | None = None
+    expect_sender: x509.Name | str | None = None
+    implicit_confirm: bool = False
+    total_timeout: float | None = None
+    max_pbm_iterations: int = 10_000
+    extra_certs: Sequence[bytes] = ()
+    lenient: Leniency = field(default_factory=Leniency)
+    #: Called with (direction, der) for every message sent ("request") and received ("response").
+    on_message: Callable[[str, bytes], None] | None = None
+    sleep: Callable[[float], None] | None = None
+    clock: Callable[[], float] | None = None
+
+    def sender_name(self) -> x509.Name | str:
+        if self.sender is not None:
+            return self.sender
+        cert = getattr(self.protection, "cert", None)
+        if cert is not None:
+            return cert.subject
+        return ""
+
+    def response_secret(self) -> bytes | None:
+        if self.secret is not None:
+            return self.secret
+        return getattr(self.protection, "secret", None)
+
+
+class Transaction:
+    """One transactionID's worth of messages with one server."""
+
+    def __init__(self, config: ClientConfig, *, transaction_id: bytes | None = None):
+        self.config = config
+        self.transaction_id = transaction_id or os.urandom(16)
+        self.last_response: ParsedMessage | None = None
+        self._last_sender_nonce: bytes | None = None
+        self.pvno_used = config.pvno
+
+    # --- sending --------------------------------------------------------------------------
+    def build_request(
+        self,
+        body: cmp.PKIBody,
+        *,
+        implicit_confirm: bool = False,
+        recip_nonce: bytes | None = None,
+        general_info: Sequence[tuple[str, bytes | None]] = (),
+    ) -> tuple[bytes, bytes]:
+        """Header + body, protected and DER-encoded; returns (der, senderNonce)."""
+        cfg = self.config
+        nonce = os.urandom(16)
+        hb = (
+            HeaderBuilder()
+            .pvno(cfg.pvno)
+            .sender(cfg.sender_name())
+            .recipient(cfg.recipient)
+            .transaction_id(self.transaction_id)
+            .sender_nonce(nonce)
+        )
+        previous = recip_nonce if recip_nonce is not None else (
+            self.last_response.header.sender_nonce if self.last_response else None
+        )
+        if previous:
+            hb = hb.recip_nonce(previous)
+        if implicit_confirm:
+            hb = hb.implicit_confirm()
+        for oid, der in general_info:
+            hb = hb.general_info(oid, der)
+        if cfg.protection is not None:
+            hb = hb.protection_alg(cfg.protection.algorithm_identifier())
+            kid = cfg.protection.sender_kid()
+            if kid:
+                hb = hb.sender_kid(kid)
+        msg = assemble(hb.build(), body, extra_certs=list(cfg.extra_certs))
+        if cfg.protection is not None:
+            from cmpclient.protection import protect_message
+
+            msg = protect_message(msg, cfg.protection)
+        return encode_message(msg), nonce
+
+    def exchange(
+        self,
+        body: cmp.PKIBody,
+        expect: Sequence[str],
+        *,
+        implicit_confirm: bool = False,
+        general_info: Sequence[tuple[str, bytes | None]] = (),
+    ) -> ParsedMessage:
+        """Send ``body``, check the answer, return it.  ``expect`` lists the body types
+        that are a valid answer (``error`` is always accepted and raised)."""
+        der, nonce = self.build_request(body, implicit_confirm=implicit_confirm, general_info=general_info)
+        return self.send_der(der, nonce, expect)
+
+    def send_der(self, der: bytes, sender_nonce: bytes | None, expect: Sequence[str]) -> ParsedMessage:
+        cfg = self.config
+        if cfg.on_message:
+            cfg.on_message("request", der)
+        raw = cfg.transport.send(der)
+        if cfg.on_message:
+            cfg.on_message("response", raw)
+        response = parse_message(raw)
+        self.check_response(response, sender_nonce, expect)
+        self.last_response = response
+        self._last_sender_nonce = sender_nonce
+        if response.body_type == "error":
+            raise error_from(response)
+        return response
+
+    # --- checking ---------------------------------------------------------------------------
+    def check_response(self, rsp: ParsedMessage, sender_nonce: bytes | None, expect: Sequence[str]) -> None:
+        cfg, h = self.config, rsp.header
+        lenient = cfg.lenient
+        # Protection first: nothing else in an unauthenticated message can be trusted.
+        self._check_protection(rsp)
+        if h.pvno not in (2, 3):
+            if h.pvno == 1 and lenient.accept_pvno1:
+                log.warning("leniency accept_pvno1: accepting a pvno 1 (cmp1999) response")
+            else:
+                raise ProtocolError(
+                    f"unsupported pvno {h.pvno} in the response (we sent {self.pvno_used})",
+                    fail_info="unsupportedVersion",
+                )
+        if h.transaction_id != self.transaction_id:
+            raise ProtocolError(
+                "the response's transactionID does not match the request's "
+                f"({_hex(h.transaction_id)} != {_hex(self.transaction_id)})",
+                fail_info="badRequest",
+                hint="the server mixed up transactions, or a proxy returned a stale answer",
+            )
+        if sender_nonce is not None and h.recip_nonce != sender_nonce:
+            if h.recip_nonce is None and lenient.missing_recip_nonce:
+                log.warning("leniency missing_recip_nonce: accepting a response without recipNonce")
+            else:
+                what = "is missing" if h.recip_nonce is None else "does not match our senderNonce"
+                raise ProtocolError(
+                    f"the response's recipNonce {what}",
+                    fail_info="badRecipientNonce",
+                    hint="a replayed or misrouted response; --missing-recip-nonce accepts a missing one" if h.recip_nonce is None else None,
+                )
+        if cfg.expect_sender is not None:
+            from cmpclient.message.names import parse_dn
+
+            want = parse_dn(cfg.expect_sender)
+            if h.sender_name != want:
+                raise ProtocolError(
+                    f"unexpected response sender {h.sender!r}, expected {want.rfc4514_string()!r}",
+                    fail_info="wrongAuthority",
+                )
+        if rsp.body_type not in expect and rsp.body_type not in _ALWAYS_ACCEPTED:
+            raise ProtocolError(
+                f"unexpected response body {rsp.body_type}, expected " + " or ".join(expect),
+                fail_info="badRequest",
+            )
+
+    def _check_protection(self, rsp: ParsedMessage) -> None:
+        cfg = self.config
+        if not rsp.protected:
+            if _is_negative(rsp):
+                if cfg.lenient.unprotected_errors:
+                    log.warning("leniency unprotected_errors: accepting an unprotected %s", rsp.body_type)
+                    return
+                raise ProtectionError(
+                    f"the server sent an unprotected {rsp.body_type} message",
+                    hint="EJBCA sends errors unprotected; add --unprotected-errors to accept them"
+                    + _unauthenticated_summary(rsp),
+                )
+            raise ProtectionError(
+                f"the {rsp.body_type} response is not protected",
+                hint="the server must protect its responses with a MAC or a signature",
+            )
+        from cmpclient.protection import verify_protection
+
+        verified = verify_protection(
+            rsp.der,
+            rsp.message,
+            secret=cfg.response_secret(),
+            trusted=list(cfg.trusted) or None,
+            pinned=cfg.server_cert,
+            untrusted=list(cfg.untrusted),
+            max_pbm_iterations=cfg.max_pbm_iterations,
+            require_key_usage=not cfg.lenient.ignore_key_usage,
+        )
+        signer = getattr(verified, "signer_cert", None)
+        if signer is not None and rsp.header.sender_name is not None and rsp.header.sender_name != signer.subject:
+            raise ProtectionError(
+                f"the response's sender {rsp.header.sender!r} is not the subject of its signer "
+                f"certificate ({signer.subject.rfc4514_string()!r})",
+                fail_info="wrongIntegrity",
+            )
+
+
+def _hex(value: bytes | None) -> str:
+    return value.hex() if value is not None else "absent"
+
+
+def _is_negative(rsp: ParsedMessage) -> bool:
+    """An error body, or a response whose every status is a rejection."""
+    from cmpclient.message.parse import CertRepContent, RevRepContent
+
+    if rsp.body_type == "error":
+        return True
+    content = rsp.content
+    if isinstance(content, CertRepContent):
+        return bool(content.responses) and all(r.status.status == "rejection" for r in content.responses)
+    if isinstance(content, RevRepContent):
+        return all(s.status == "rejection" for s in content.statuses)
+    return False
+
+
+def _unauthenticated_summary(rsp: ParsedMessage) -> str:
+    from cmpclient.message.parse import CertRepContent, RevRepContent
+
+    content = rsp.content
+    status = None
+    if isinstance(content, ErrorContent):
+        status = content.status
+    elif isinstance(content, CertRepContent) and content.responses:
+        status = content.responses[0].status
+    elif isinstance(content, RevRepContent) and content.statuses:
+        status = content.statuses[0]
+    return f" (unauthenticated content: {status})" if status is not None else ""
+
+
+def error_from(rsp: ParsedMessage) -> CMPErrorMessage:
+    """The exception for a received ``error`` body."""
+    content = rsp.content
+    assert isinstance(content, ErrorContent)
+    st = content.status
+    return CMPErrorMessage(
+        "the server answered with an error message",
+        status=st.status,
+        fail_info_names=st.fail_info,
+        status_strings=st.texts,
+        error_code=content.error_code,
+        error_details=content.error_details,
+        hint=hint_for(st.fail_info),
+    )
+
+
+_HINTS = {
+    "badMessageCheck": "the protection did not verify at the server: check the shared secret (--secret) or reference (--ref), or the signing certificate",
+    "badRequest": "the server refused the request; its statusString says why",
+    "notAuthorized": "the server does not allow this sender to do this operation",
+    "badPOP": "the proof of possession failed: check that the key signing the request matches the requested public key",
+    "signerNotTrusted": "the server does not trust the certificate that signed the request",
+    "badCertTemplate": "the certificate template was not acceptable (subject, key type, extensions)",
+    "badAlg": "the server does not support the algorithm used",
+    "incorrectData": "the server rejected the request's data, e.g. an unknown end entity or wrong password",
+    "unsupportedVersion": "try --pvno 2",
+    "badRecipientNonce": "the server saw an unexpected nonce: start a new transaction",
+    "badSenderNonce": "the server saw an unexpected nonce: start a new transaction",
+    "transactionIdInUse": "start a new transaction (a new transactionID)",
+    "certRevoked": "the certificate is already revoked",
+    "badCertId": "the server does not know that certificate (issuer/serial)",
+    "systemUnavail": "the server is unavailable; try later",
+}
+
+
+def hint_for(fail_info: Sequence[str]) -> str | None:
+    for name in fail_info:
+        if name in _HINTS:
+            return _HINTS[name]
+    return None

@@ -1,0 +1,373 @@
+"""Protecting outgoing PKIMessages and verifying the protection of received ones.
+
+The message layer and the client use two protection objects with one interface::
+
+    algorithm_identifier() -> AlgorithmIdentifier   # goes into header.protectionAlg
+    sender_kid() -> bytes | None                    # header.senderKID when the header has none
+    extra_certs() -> list[bytes]                    # DER, signer first
+    compute(protected_part_der: bytes) -> bytes     # the PKIProtection value
+
+:func:`protect_message` returns a **new** PKIMessage (the input is left untouched), and
+:func:`verify_protection` checks a received message over the exact received bytes of its
+ProtectedPart (``codec.protected_part``), never over a re-encoding.
+
+Verification dispatches on the protectionAlg OID through :data:`_MAC_VERIFIERS` (MAC
+algorithms) and otherwise treats the OID as a signature algorithm; KEM-based MAC
+(RFC 9810 §5.1.3.4) will be one more entry there.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Callable, Sequence, Union
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from pyasn1.type import univ
+from pyasn1_modules import rfc5280
+
+from cmpclient.asn1 import cmp, codec, oids
+from cmpclient.errors import ProtectionError, UsageError
+from cmpclient.protection import mac as _mac
+from cmpclient.protection import signature as _sig
+from cmpclient.protection.trust import describe, subject_key_identifier, verify_signer
+
+
+class MACProtection:
+    """Shared-secret protection: PasswordBasedMac (default) or PBMAC1.
+
+    ``params`` defaults to fresh :meth:`PBMParams.new` parameters (random salt).
+    ``sender_kid`` is the reference the CA knows the secret by (openssl ``-ref``).
+    """
+
+    kind = "mac"
+
+    def __init__(
+        self,
+        secret: bytes,
+        params: Union[_mac.PBMParams, _mac.PBMAC1Params, None] = None,
+        sender_kid: bytes | None = None,
+    ) -> None:
+        if not isinstance(secret, (bytes, bytearray)) or not secret:
+            raise UsageError("the MAC secret must be non-empty bytes", hint="pass the shared secret with --secret")
+        if params is not None and not isinstance(params, (_mac.PBMParams, _mac.PBMAC1Params)):
+            raise UsageError(f"MAC parameters must be PBMParams or PBMAC1Params, got {type(params).__name__}")
+        if sender_kid is not None and not isinstance(sender_kid, (bytes, bytearray)):
+            raise UsageError("sender_kid must be bytes")
+        self._secret = bytes(secret)
+        self.params = params if params is not None else _mac.PBMParams.new()
+        self._sender_kid = bytes(sender_kid) if sender_kid is not None else None
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"MACProtection(params={self.params!r}, sender_kid={self._sender_kid!r})"
+
+    @property
+    def secret(self) -> bytes:
+        """The shared secret (also used to verify MAC-protected responses)."""
+        return self._secret
+
+    def algorithm_identifier(self) -> rfc5280.AlgorithmIdentifier:
+        """id-PasswordBasedMac or id-PBMAC1 with their parameters."""
+        return self.params.algorithm_identifier()
+
+    def sender_kid(self) -> bytes | None:
+        """The reference value for header.senderKID."""
+        return self._sender_kid
+
+    def extra_certs(self) -> list[bytes]:
+        """MAC protection adds no certificates."""
+        return []
+
+    def compute(self, protected_part_der: bytes) -> bytes:
+        """The MAC over the DER ProtectedPart."""
+        if isinstance(self.params, _mac.PBMParams):
+            return _mac.compute_pbm(self._secret, self.params, protected_part_der)
+        return _mac.compute_pbmac1(self._secret, self.params, protected_part_der)
+
+
+class SignatureProtection:
+    """Signature protection with ``private_key``, announcing ``cert`` (and ``chain``) in extraCerts."""
+
+    kind = "signature"
+
+    def __init__(
+        self,
+        private_key: _sig.PrivateKey,
+        cert: x509.Certificate,
+        chain: Sequence[x509.Certificate] = (),
+        digest: str = "sha256",
+        rsa_pss: bool = False,
+    ) -> None:
+        if not isinstance(cert, x509.Certificate):
+            raise UsageError(f"cert must be a cryptography Certificate, got {type(cert).__name__}")
+        self._alg = _sig.signature_algorithm(private_key, digest, rsa_pss)
+        pub = private_key.public_key()
+        if pub != cert.public_key():
+            raise UsageError(
+                f"the private key does not belong to the certificate '{describe(cert)}'",
+                hint="pass the key that matches --cert",
+            )
+        self.private_key = private_key
+        self.cert = cert
+        self.chain = list(chain)
+
+    def algorithm_identifier(self) -> rfc5280.AlgorithmIdentifier:
+        """The signature AlgorithmIdentifier (see :func:`signature.signature_algorithm`)."""
+        return _sig._alg(str(self._alg["algorithm"]), _sig._params_der(self._alg))
+
+    def sender_kid(self) -> bytes | None:
+        """The certificate's SubjectKeyIdentifier, if it has one (RFC 9483 §3.1)."""
+        return subject_key_identifier(self.cert)
+
+    def extra_certs(self) -> list[bytes]:
+        """DER certificates: the signer first, then the chain (without duplicates)."""
+        out: list[bytes] = []
+        for cert in [self.cert, *self.chain]:
+            der = cert.public_bytes(Encoding.DER)
+            if der not in out:
+                out.append(der)
+        return out
+
+    def compute(self, protected_part_der: bytes) -> bytes:
+        """The signature over the DER ProtectedPart."""
+        return _sig.sign(self.private_key, self._alg, protected_part_der)
+
+
+Protection = Union[MACProtection, SignatureProtection]
+
+
+def _copy_alg(src: rfc5280.AlgorithmIdentifier, dst: rfc5280.AlgorithmIdentifier) -> None:
+    # header.protectionAlg is an explicitly tagged AlgorithmIdentifier: fill its components
+    # instead of assigning a differently tagged object.
+    dst["algorithm"] = src["algorithm"]
+    if src["parameters"].isValue:
+        dst["parameters"] = univ.Any(bytes(src["parameters"]))
+
+
+def protect_message(message: cmp.PKIMessage, protection: Protection) -> cmp.PKIMessage:
+    """Return a **new** protected copy of ``message``; ``message`` itself is not modified.
+
+    Sets header.protectionAlg, header.senderKID (only when the header has none and the
+    protection has one), computes the protection over DER(ProtectedPart) and sets
+    ``protection`` and ``extraCerts`` (the protection's certificates first, then the
+    message's existing extraCerts that are not among them).
+    """
+    out = codec.decode(codec.encode(message), cmp.PKIMessage(), what="PKIMessage")  # deep copy
+    header = out["header"]
+    _copy_alg(protection.algorithm_identifier(), header["protectionAlg"])
+    kid = protection.sender_kid()
+    if kid is not None and not header["senderKID"].isValue:
+        header["senderKID"] = header["senderKID"].clone(kid)
+
+    # Any previous protection is over a different header: drop it before re-encoding.
+    ders = list(protection.extra_certs())
+    if out["extraCerts"].isValue:
+        for cert in out["extraCerts"]:
+            der = codec.any_der(cert)
+            if der not in ders:
+                ders.append(der)
+    fresh = cmp.PKIMessage()
+    fresh["header"] = header
+    fresh["body"] = out["body"]
+    protected = codec.protected_part(codec.encode(fresh))
+    value = protection.compute(protected)
+    fresh["protection"] = fresh.componentType["protection"].asn1Object.clone(hexValue=value.hex())
+    if ders:
+        certs = fresh["extraCerts"]
+        for der in ders:
+            certs.append(cmp.CMPCertificate(der))
+    return fresh
+
+
+@dataclass(frozen=True)
+class VerifiedProtection:
+    """What verification established: the kind, the algorithm and, for signatures, who signed."""
+
+    kind: str  #: "mac" or "signature"
+    algorithm: str  #: e.g. "passwordBasedMac/sha256/hmacWithSHA256", "ecdsa-with-SHA256"
+    signer_cert: x509.Certificate | None = None
+    chain: list[x509.Certificate] = field(default_factory=list)
+
+
+@dataclass
+class _Context:
+    message: cmp.PKIMessage
+    protected: bytes
+    value: bytes
+    alg: rfc5280.AlgorithmIdentifier
+    secret: bytes | None
+    trusted: Sequence[x509.Certificate] | None
+    pinned: x509.Certificate | None
+    untrusted: Sequence[x509.Certificate]
+    max_pbm_iterations: int
+    require_key_usage: bool
+    at_time: datetime.datetime | None
+
+
+def _need_secret(ctx: _Context, name: str) -> bytes:
+    if not ctx.secret:
+        raise ProtectionError(
+            f"the message is MAC-protected ({name}) but no shared secret is configured",
+            hint="pass the shared secret with --secret (or use --trusted/--srvcert for signed responses)",
+        )
+    return ctx.secret
+
+
+def _verify_pbm(ctx: _Context) -> VerifiedProtection:
+    params = _mac.PBMParams.from_algorithm_identifier(ctx.alg)
+    # Refuse an excessive peer-chosen count first: it is a cheap check and names the real problem.
+    _mac.check_iteration_limit("PBM", params.iterations, ctx.max_pbm_iterations)
+    secret = _need_secret(ctx, "passwordBasedMac")
+    _mac.verify_pbm(secret, params, ctx.protected, ctx.value, max_iterations=ctx.max_pbm_iterations)
+    return VerifiedProtection("mac", f"passwordBasedMac/{params.owf}/{params.mac}")
+
+
+def _verify_pbmac1(ctx: _Context) -> VerifiedProtection:
+    params = _mac.PBMAC1Params.from_algorithm_identifier(ctx.alg)
+    _mac.check_iteration_limit("PBMAC1", params.iterations, ctx.max_pbm_iterations)
+    secret = _need_secret(ctx, "pbmac1")
+    _mac.verify_pbmac1(secret, params, ctx.protected, ctx.value, max_iterations=ctx.max_pbm_iterations)
+    return VerifiedProtection("mac", f"pbmac1/{params.prf}/{params.mac}")
+
+
+def _unsupported_mac(ctx: _Context) -> VerifiedProtection:
+    raise ProtectionError(
+        f"{oids.oid_name(ctx.alg['algorithm'])} protection is not supported yet",
+        fail_info="badAlg",
+        hint="use passwordBasedMac, PBMAC1 or signature protection",
+    )
+
+
+#: protectionAlg OID -> verifier for MAC-based protection; anything else is a signature.
+_MAC_VERIFIERS: dict[str, Callable[[_Context], VerifiedProtection]] = {
+    oids.PASSWORD_BASED_MAC: _verify_pbm,
+    oids.PBMAC1: _verify_pbmac1,
+    oids.KEM_BASED_MAC: _unsupported_mac,
+    oids.DH_BASED_MAC: _unsupported_mac,
+}
+
+
+def _load_extra_certs(message: cmp.PKIMessage) -> list[x509.Certificate]:
+    certs: list[x509.Certificate] = []
+    if not message["extraCerts"].isValue:
+        return certs
+    for i, item in enumerate(message["extraCerts"]):
+        try:
+            certs.append(x509.load_der_x509_certificate(codec.any_der(item)))
+        except ValueError as exc:
+            raise ProtectionError(f"extraCerts[{i}] is not a valid X.509 certificate: {exc}", fail_info="badDataFormat") from exc
+    return certs
+
+
+def _verify_signature(ctx: _Context) -> VerifiedProtection:
+    scheme = _sig.parse_signature_algorithm(ctx.alg)  # unsupported -> badAlg before anything else
+    extra = _load_extra_certs(ctx.message)
+    header = ctx.message["header"]
+    kid = bytes(header["senderKID"]) if header["senderKID"].isValue else None
+
+    if ctx.pinned is not None:
+        # Pinned (openssl -srvcert): only that key counts, whatever extraCerts say.
+        _sig.verify(ctx.pinned.public_key(), ctx.alg, ctx.protected, ctx.value)  # type: ignore[arg-type]
+        chain = verify_signer(ctx.pinned, pinned=ctx.pinned, require_key_usage=ctx.require_key_usage)
+        return VerifiedProtection("signature", scheme.name, ctx.pinned, chain)
+
+    candidates = extra + [c for c in ctx.untrusted if c not in extra]
+    if kid is not None:
+        # senderKID names the signer's SKI; certificates without SKI stay candidates.
+        candidates = [c for c in candidates if subject_key_identifier(c) in (kid, None)]
+    if not candidates:
+        raise ProtectionError(
+            "the message is signed but carries no certificate to verify it with"
+            + (f" (no extraCert has SKI {kid.hex()} = senderKID)" if kid is not None else ""),
+            hint="pin the server certificate with --srvcert, or pass it with --untrusted",
+        )
+    signer = None
+    last_error: ProtectionError | None = None
+    for cert in candidates:
+        try:
+            _sig.verify(cert.public_key(), ctx.alg, ctx.protected, ctx.value)  # type: ignore[arg-type]
+        except ProtectionError as exc:
+            last_error = exc
+            continue
+        signer = cert
+        break
+    if signer is None:
+        raise ProtectionError(
+            f"{scheme.name} signature does not verify with any of the {len(candidates)} candidate certificate(s)"
+            + (f": {last_error.message}" if last_error else ""),
+            hint="the message was modified in transit, or it was signed by a key whose certificate is not in extraCerts",
+        )
+    chain = verify_signer(
+        signer,
+        extra_certs=extra,
+        trusted=ctx.trusted,
+        pinned=None,
+        untrusted=ctx.untrusted,
+        at_time=ctx.at_time,
+        require_key_usage=ctx.require_key_usage,
+    )
+    return VerifiedProtection("signature", scheme.name, signer, chain)
+
+
+def verify_protection(
+    message_der: bytes,
+    message: cmp.PKIMessage | None = None,
+    *,
+    secret: bytes | None = None,
+    trusted: Sequence[x509.Certificate] | None = None,
+    pinned: x509.Certificate | None = None,
+    untrusted: Sequence[x509.Certificate] = (),
+    max_pbm_iterations: int = _mac.DEFAULT_MAX_RECEIVED_ITERATIONS,
+    require_key_usage: bool = True,
+    at_time: datetime.datetime | None = None,
+) -> VerifiedProtection:
+    """Verify the protection of a received message; raise ProtectionError/TrustError.
+
+    ``message_der`` are the received bytes (the protection is checked over their exact
+    ProtectedPart); ``message`` is its decoded form, decoded here when not given.
+    MAC protection needs ``secret``; signature protection needs ``pinned`` (the signer is
+    then that certificate) or ``trusted`` anchors (the signer is the first extraCert,
+    preferring those whose SKI matches senderKID, whose key verifies the signature; its
+    chain is built through extraCerts and ``untrusted``).
+    """
+    if message is None:
+        message = codec.decode(message_der, cmp.PKIMessage(), what="PKIMessage")
+    if not message["protection"].isValue:
+        raise ProtectionError(
+            "message is not protected",
+            hint="the peer sent an unprotected message; it may be an error answer -- look at its body",
+        )
+    header = message["header"]
+    if not header["protectionAlg"].isValue:
+        raise ProtectionError("message has protection but its header has no protectionAlg", fail_info="badAlg")
+    bits = message["protection"]
+    if len(bits) % 8:
+        raise ProtectionError(f"protection BIT STRING has {len(bits)} bits, not whole octets", fail_info="badDataFormat")
+    alg = rfc5280.AlgorithmIdentifier()
+    _copy_alg(header["protectionAlg"], alg)
+    ctx = _Context(
+        message=message,
+        protected=codec.protected_part(bytes(message_der)),
+        value=bits.asOctets(),
+        alg=alg,
+        secret=secret,
+        trusted=trusted,
+        pinned=pinned,
+        untrusted=list(untrusted),
+        max_pbm_iterations=max_pbm_iterations,
+        require_key_usage=require_key_usage,
+        at_time=at_time,
+    )
+    verifier = _MAC_VERIFIERS.get(str(alg["algorithm"]), _verify_signature)
+    return verifier(ctx)
+
+
+__all__ = [
+    "MACProtection",
+    "SignatureProtection",
+    "Protection",
+    "VerifiedProtection",
+    "protect_message",
+    "verify_protection",
+]

@@ -1,0 +1,113 @@
+"""Signature algorithm identifiers, sign/verify round trips and certHash digests."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from pyasn1.codec.der import decoder as der_decoder
+from pyasn1_modules import rfc4055
+
+from cmpclient.asn1 import oids
+from cmpclient.errors import ProtectionError, UsageError
+from cmpclient.protection import signature as sig
+
+from protection_testlib import KEY_TYPES, key_of
+
+DATA = b"ProtectedPart DER bytes"
+
+
+@pytest.mark.parametrize("kind", list(KEY_TYPES))
+def test_sign_verify_round_trip_and_tamper(kind):
+    key = key_of(kind)
+    alg = sig.signature_algorithm(key, "sha256", rsa_pss=KEY_TYPES[kind][1])
+    signature = sig.sign(key, alg, DATA)
+    sig.verify(key.public_key(), alg, DATA, signature)
+    with pytest.raises(ProtectionError, match="does not verify"):
+        sig.verify(key.public_key(), alg, DATA[:-1] + b"X", signature)
+    flipped = bytearray(signature)
+    flipped[len(flipped) // 2] ^= 0x40
+    with pytest.raises(ProtectionError):
+        sig.verify(key.public_key(), alg, DATA, bytes(flipped))
+
+
+@pytest.mark.parametrize(
+    "kind,digest,oid,params",
+    [
+        ("rsa", "sha224", oids.SHA224_WITH_RSA, b"\x05\x00"),
+        ("rsa", "sha512", oids.SHA512_WITH_RSA, b"\x05\x00"),
+        ("ec-p256", "sha256", oids.ECDSA_WITH_SHA256, None),
+        ("ec-p521", "sha512", oids.ECDSA_WITH_SHA512, None),
+        ("ed25519", "sha256", oids.ED25519, None),
+        ("ed448", "sha256", oids.ED448, None),
+        ("ml-dsa-44", "sha256", oids.ML_DSA_44, None),
+        ("ml-dsa-65", "sha256", oids.ML_DSA_65, None),
+        ("ml-dsa-87", "sha256", oids.ML_DSA_87, None),
+    ],
+)
+def test_algorithm_identifiers(kind, digest, oid, params):
+    alg = sig.signature_algorithm(key_of(kind), digest)
+    assert str(alg["algorithm"]) == oid
+    assert (bytes(alg["parameters"]) if alg["parameters"].isValue else None) == params
+
+
+@pytest.mark.parametrize("digest,size", [("sha256", 32), ("sha384", 48), ("sha512", 64)])
+def test_rsa_pss_parameters(digest, size):
+    alg = sig.signature_algorithm(key_of("rsa"), digest, rsa_pss=True)
+    assert str(alg["algorithm"]) == oids.RSASSA_PSS
+    params, _ = der_decoder.decode(bytes(alg["parameters"]), asn1Spec=rfc4055.RSASSA_PSS_params())
+    hash_oid = sig.DIGESTS[digest][0]
+    assert str(params["hashAlgorithm"]["algorithm"]) == hash_oid
+    assert str(params["maskGenAlgorithm"]["algorithm"]) == oids.MGF1
+    assert int(params["saltLength"]) == size
+    assert sig.parse_signature_algorithm(alg).mgf_digest == digest
+
+
+def test_key_and_algorithm_mismatch():
+    alg = sig.signature_algorithm(key_of("ec-p256"))
+    with pytest.raises(ProtectionError, match="ecdsa-with-SHA256: the key type RSA-2048 does not match"):
+        sig.verify(key_of("rsa").public_key(), alg, DATA, b"x")
+    with pytest.raises(UsageError):
+        sig.sign(key_of("ed25519"), alg, DATA)
+    with pytest.raises(UsageError, match="RSA-PSS was requested"):
+        sig.signature_algorithm(key_of("ec-p256"), rsa_pss=True)
+
+
+def test_unsupported_algorithms_are_bad_alg():
+    from pyasn1_modules import rfc5280
+
+    alg = rfc5280.AlgorithmIdentifier()
+    alg["algorithm"] = oids.SHA1_WITH_RSA
+    with pytest.raises(ProtectionError, match="unsupported signature algorithm") as err:
+        sig.parse_signature_algorithm(alg)
+    assert err.value.fail_info == "badAlg"
+    with pytest.raises(UsageError, match="valid: sha224, sha256"):
+        sig.signature_algorithm(key_of("rsa"), "sha1")
+
+
+@pytest.mark.parametrize(
+    "kind,rsa_pss,digest,expected",
+    [
+        ("rsa", False, "sha384", hashes.SHA384),
+        ("rsa-pss", True, "sha512", hashes.SHA512),
+        ("ec-p256", False, "sha256", hashes.SHA256),
+        ("ed25519", False, "sha256", hashes.SHA512),  # RFC 9481 §3.3 / RFC 8419
+        ("ed448", False, "sha256", hashes.SHAKE256),  # SHAKE256, 512-bit output
+        ("ml-dsa-44", False, "sha256", hashes.SHA512),
+        ("ml-dsa-87", False, "sha256", hashes.SHA512),
+    ],
+)
+def test_digest_of_signature_algorithm(kind, rsa_pss, digest, expected):
+    result = sig.digest_of_signature_algorithm(sig.signature_algorithm(key_of(kind), digest, rsa_pss))
+    assert isinstance(result, expected)
+    if expected is hashes.SHAKE256:
+        assert result.digest_size == 64
+        assert str(sig.digest_algorithm_identifier(result)["algorithm"]) == oids.SHAKE256
+
+
+def test_certificate_hash(pki):
+    from cryptography.hazmat.primitives.serialization import Encoding
+    import hashlib
+
+    der = pki.ee.public_bytes(Encoding.DER)
+    value, used = sig.certificate_hash(der)
+    assert isinstance(used, hashes.SHA256) and value == hashlib.sha256(der).digest()
