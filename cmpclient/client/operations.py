@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from cryptography import x509
@@ -133,15 +133,17 @@ class RevokeResult:
 KeyDecryptor = Callable[[EncryptedKeyInfo], Any]
 
 
-@dataclass
 class _Poller:
-    config: ClientConfig
-    started: float = field(default_factory=time.monotonic)
+    """Waits as pollRep's checkAfter says, within the configured total timeout."""
+
+    def __init__(self, config: ClientConfig):
+        self.config = config
+        self.clock = config.clock or time.monotonic
+        self.started = self.clock()
 
     def wait(self, seconds: int) -> None:
         cfg = self.config
-        clock = cfg.clock or time.monotonic
-        if cfg.total_timeout is not None and clock() + seconds > self.started + cfg.total_timeout:
+        if cfg.total_timeout is not None and self.clock() + seconds > self.started + cfg.total_timeout:
             raise PollTimeout(
                 f"polling would exceed the total timeout of {cfg.total_timeout:g} s (server asks to wait {seconds} s more)"
             )
