@@ -95,7 +95,12 @@ class CertRequestBuilder(Builder):
     def validity(self, not_before: _dt.datetime | None = None, not_after: _dt.datetime | None = None) -> "CertRequestBuilder":
         if not_before is None and not_after is None:
             raise UsageError("validity needs notBefore, notAfter or both")
-        if not_before and not_after and not_after <= not_before:
+        if any(when is not None and when.tzinfo is None for when in (not_before, not_after)):
+            # Refuse here: comparing a naive with an aware datetime raises TypeError.
+            raise UsageError("validity times must be timezone-aware")
+        first = not_before or self._not_before
+        last = not_after or self._not_after
+        if first and last and last <= first:
             raise UsageError("notAfter must be later than notBefore")
         b = self._set("_not_before", not_before) if not_before else self
         return b._set("_not_after", not_after) if not_after else b
@@ -202,12 +207,7 @@ class CertRequestBuilder(Builder):
         req["certReqId"] = 0 if self._cert_req_id is None else self._cert_req_id
         req["certTemplate"] = self.build_template()
         if self._controls:
-            controls = req["controls"]
-            for i, (oid, der) in enumerate(self._controls):
-                atv = crmf.AttributeTypeAndValue()
-                atv["type"] = univ.ObjectIdentifier(oid)
-                atv["value"] = univ.Any(der)
-                controls[i] = atv
+            _fill_attributes(req["controls"], self._controls)
         return req
 
     def build(self) -> crmf.CertReqMsg:
@@ -223,12 +223,7 @@ class CertRequestBuilder(Builder):
         if kind != "none":
             msg["popo"] = self._build_popo(req, msg.componentType["popo"].asn1Object)
         if self._reg_info:
-            reg = msg["regInfo"]
-            for i, (oid, der) in enumerate(self._reg_info):
-                atv = crmf.AttributeTypeAndValue()
-                atv["type"] = univ.ObjectIdentifier(oid)
-                atv["value"] = univ.Any(der)
-                reg[i] = atv
+            _fill_attributes(msg["regInfo"], self._reg_info)
         return msg
 
     def _build_popo(self, req: crmf.CertRequest, spec: crmf.ProofOfPossession) -> crmf.ProofOfPossession:
@@ -239,6 +234,12 @@ class CertRequestBuilder(Builder):
             _, signer, sender, pk_mac = self._popo  # type: ignore[misc]
             if self._public_key is None:
                 raise UsageError("signature POPO needs the request's public key", hint="use popo_none() for server-generated keys")
+            if self._subject is not None and (sender is not None or pk_mac is not None):
+                # RFC 4211 section 4.1: with subject and publicKey in the template,
+                # poposkInput MUST be omitted and the signature covers certReq.
+                raise UsageError(
+                    "a request with subject and public key is signed over certReq; drop sender=/public_key_mac="
+                )
             if self._subject is not None and sender is None and pk_mac is None:
                 signed_der = codec.encode(req)
                 input_der = None
@@ -281,6 +282,15 @@ class CertRequestBuilder(Builder):
             outer_tag = 0xA2 if kind == "keyEncipherment" else 0xA3
             return codec.decode(codec.der_header(outer_tag, len(inner)) + inner, spec, strict=False)
         raise UsageError(f"unknown POPO method {kind!r}")
+
+
+def _fill_attributes(seq: univ.SequenceOf, items: Sequence[tuple[str, bytes]]) -> None:
+    """Fill a SEQUENCE OF AttributeTypeAndValue (controls, regInfo) from (OID, value DER) pairs."""
+    for i, (oid, der) in enumerate(items):
+        atv = crmf.AttributeTypeAndValue()
+        atv["type"] = univ.ObjectIdentifier(oid)
+        atv["value"] = univ.Any(der)
+        seq[i] = atv
 
 
 def _time_der(when: _dt.datetime) -> bytes:
