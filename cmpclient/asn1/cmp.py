@@ -401,7 +401,7 @@ class NestedMessageContent(univ.SequenceOf):
     The inner messages are kept as opaque DER.  pyasn1 cannot express the recursion
     PKIMessage -> PKIBody -> PKIMessages cheaply, and keeping the exact received bytes is
     what verifying each inner message's own protection needs anyway: decode an element
-    with :func:`cmpclient.asn1.codec.decode_message` when it is wanted.  This also bounds
+    with :func:`cmpclient.message.pkimessage.decode_message` when it is wanted.  This also bounds
     the work an attacker can cause with deep nesting to one level per decode call.
     """
 

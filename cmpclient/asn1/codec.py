@@ -47,6 +47,12 @@ def decode(data: bytes, spec: T, *, what: str | None = None, strict: bool = True
     try:
         value, rest = _der_decoder.decode(data, asn1Spec=spec)
     except (PyAsn1Error, TypeError, ValueError, IndexError, RecursionError) as exc:
+        if "Indefinite length" in str(exc):
+            # pyasn1's DER decoder stops at the first indefinite length: that is BER.
+            raise DecodeError(
+                f"{name}: not DER (indefinite length encoding)",
+                hint="the sender used a non-canonical (BER) encoding",
+            ) from exc
         raise DecodeError(f"not a valid {name}: {_short(exc)}", field=_field_hint(exc)) from exc
     if rest:
         raise DecodeError(f"{name}: {len(rest)} trailing byte(s) after the DER value")

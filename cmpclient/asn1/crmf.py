@@ -54,7 +54,7 @@ class OpaqueEnvelopedData(OpaqueDER):
 
     Decoding yields the octets inside the context tag (the SEQUENCE's contents, without
     the SEQUENCE header); :func:`cmpclient.asn1.codec.enveloped_data_der` restores the
-    full ``EnvelopedData`` DER and :func:`cmpclient.asn1.codec.opaque_enveloped` does the
+    full ``EnvelopedData`` DER and :func:`cmpclient.asn1.codec.opaque_content` does the
     reverse when building.
     """
 

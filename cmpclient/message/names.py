@@ -6,6 +6,7 @@ users write it) and openssl style ``/O=Example/CN=dev1``.  Multi-valued RDNs use
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 from cryptography import x509
@@ -13,7 +14,7 @@ from cryptography.x509.oid import NameOID
 from pyasn1_modules import rfc5280
 
 from cmpclient.asn1 import codec
-from cmpclient.errors import UsageError
+from cmpclient.errors import DecodeError, UsageError
 
 _ATTRS = {
     "CN": NameOID.COMMON_NAME,
@@ -183,12 +184,21 @@ def _decode_attribute(oid: x509.ObjectIdentifier, raw: bytes) -> x509.NameAttrib
         0x1C: ("utf-32-be", _ASN1Type.UniversalString),
     }
     if tag_byte not in string_types:
-        raise UsageError(f"unsupported string type 0x{tag_byte:02x} in a name attribute")
+        # Names read here come from received messages: a bad one is a decoding error.
+        raise DecodeError(f"unsupported string type 0x{tag_byte:02x} in a name attribute")
     encoding, asn1_type = string_types[tag_byte]
     try:
-        return x509.NameAttribute(oid, body.decode(encoding), _type=asn1_type)
+        text = body.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"name attribute {oid.dotted_string}: invalid {asn1_type.name} bytes") from exc
+    try:
+        return x509.NameAttribute(oid, text, _type=asn1_type)
     except ValueError:
-        return x509.NameAttribute(oid, body.decode(encoding))
+        # cryptography refuses some values it would accept in a loaded certificate
+        # (an empty or 65-character CN, a three-letter C); a peer's name is shown as sent.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return x509.NameAttribute(oid, text, _type=asn1_type, _validate=False)
 
 
 def general_name_text(value: object) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from cryptography import x509
+from pyasn1.error import PyAsn1Error
 
 from cmpclient.asn1 import cmp, codec, crmf, oids
 from cmpclient.errors import DecodeError
@@ -46,7 +47,10 @@ def read_header(h: cmp.PKIHeader) -> Header:
         return asn1_to_name(gn["directoryName"]) if gn.getName() == "directoryName" else None  # type: ignore[index,attr-defined]
 
     mt = h["messageTime"]
-    when = mt.asDateTime.astimezone(_dt.timezone.utc) if mt.isValue else None
+    try:
+        when = mt.asDateTime.astimezone(_dt.timezone.utc) if mt.isValue else None
+    except (PyAsn1Error, ValueError) as exc:
+        raise DecodeError(f"PKIHeader: messageTime {str(mt)!r} is not a valid GeneralizedTime") from exc
     alg = h["protectionAlg"]
     gi = h["generalInfo"]
     info = tuple(

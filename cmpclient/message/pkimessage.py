@@ -10,7 +10,7 @@ from cmpclient.errors import DecodeError, UsageError
 
 def assemble(header: cmp.PKIHeader, body: cmp.PKIBody, *, extra_certs: Sequence[bytes] = ()) -> cmp.PKIMessage:
     """An unprotected PKIMessage; protect it with :func:`cmpclient.protection.protect_message`."""
-    if body.getName() is None or not body.isValue:
+    if not body.isValue or body.getName() is None:
         raise UsageError("PKIMessage needs a body with one alternative set")
     msg = cmp.PKIMessage()
     msg["header"] = header
