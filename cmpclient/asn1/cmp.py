@@ -16,9 +16,13 @@ The CMP module uses EXPLICIT TAGS.  ASN.1 text is in the docstrings.
 from __future__ import annotations
 
 from pyasn1.type import char, constraint, namedtype, namedval, tag, univ, useful
-from pyasn1_modules import rfc5280
 
-from cmpclient.asn1.crmf import (
+from cmpclient.asn1 import _importspeed
+
+_importspeed.begin()
+from pyasn1_modules import rfc5280  # noqa: E402  (built with short reprs, see _importspeed)
+
+from cmpclient.asn1.crmf import (  # noqa: E402
     CertId,
     CertReqMessages,
     CertTemplate,
@@ -644,3 +648,5 @@ class CRLsValue(univ.SequenceOf):
 
 # The tag class used by explicit context tags, exported for builders.
 CONTEXT = tag.tagClassContext
+
+_importspeed.end()

@@ -13,7 +13,11 @@ The ASN.1 text is in each class docstring (module ``PKIXCRMF-2009``, IMPLICIT TA
 from __future__ import annotations
 
 from pyasn1.type import char, constraint, namedtype, namedval, tag, tagmap, univ
-from pyasn1_modules import rfc5280
+
+from cmpclient.asn1 import _importspeed
+
+_importspeed.begin()
+from pyasn1_modules import rfc5280  # noqa: E402  (built with short reprs, see _importspeed)
 
 MAX = float("inf")
 
@@ -338,3 +342,6 @@ class EncKeyWithID(univ.Sequence):
             ),
         ),
     )
+
+
+_importspeed.end()
