@@ -36,6 +36,7 @@ from openssl_peer import (  # noqa: E402
     openssl_version,
     run_openssl_client,
 )
+from conftest_testca import testca_factory, testca_server  # noqa: E402,F401  (the served test CA)
 
 
 

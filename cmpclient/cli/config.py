@@ -1,0 +1,156 @@
+"""TOML profiles, option precedence and ``--show-config``.
+
+Precedence, highest first: command line > environment (``CMPCLIENT_<OPTION>``) > profile >
+built-in default.  click already implements exactly this order when the profile is given to
+it as the context's ``default_map``; :class:`ProfileCommand` loads the profile before click
+parses the subcommand's options, and click's ``get_parameter_source`` then tells where each
+value came from.
+
+A config file (``--config FILE`` or ``$CMPCLIENT_CONFIG``) looks like::
+
+    [profiles.ejbca]                 # or simply [ejbca]
+    url = "https://ca.example/ejbca/publicweb/cmp/enroll"
+    authparam = "env:EJBCA_CMP_SECRET"   # a secret SOURCE, never the secret itself
+    trusted = ["ca.pem"]
+    implicit-confirm = true
+
+    [profiles.ejbca.crmf]            # values only for one subcommand (optional)
+    reqnewkeyspec = "secp384r1"
+
+``--profile NAME`` (or ``$CMPCLIENT_PROFILE``) picks the table; without it a table named
+``default`` is used when present.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Sequence
+
+import click
+from click.core import ParameterSource
+
+from cmpclient.errors import ConfigError
+
+CONFIG_ENV = "CMPCLIENT_CONFIG"
+PROFILE_ENV = "CMPCLIENT_PROFILE"
+ENV_PREFIX = "CMPCLIENT_"
+
+#: Parameter names whose values are secret sources (redacted by --show-config).
+SECRET_PARAMS = frozenset({"authparam", "keystorepwd", "keypass", "newkeypass", "p12pwd", "tls_keypass"})
+
+
+def envvar_for(name: str) -> str:
+    """``CMPCLIENT_<NAME>`` for a parameter name (``total_timeout`` -> ``CMPCLIENT_TOTAL_TIMEOUT``)."""
+    return ENV_PREFIX + name.upper()
+
+
+def _norm(key: str) -> str:
+    return key.strip().replace("-", "_").lower()
+
+
+def load_profile(path: str | os.PathLike[str], profile: str | None, command: str | None = None) -> dict[str, Any]:
+    """The option values of ``profile`` (names normalised to click parameter names).
+
+    Raises ConfigError for an unreadable file, bad TOML or an unknown profile.
+    """
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(p)!r}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
+    tables = data.get("profiles", {}) if isinstance(data.get("profiles"), dict) else {}
+    tables = {**{k: v for k, v in data.items() if isinstance(v, dict) and k != "profiles"}, **tables}
+    name = profile or "default"
+    if name not in tables:
+        if profile is None:
+            return {}
+        known = ", ".join(sorted(tables)) or "none"
+        raise ConfigError(f"profile {name!r} not found in {str(p)!r} (profiles: {known})")
+    table = tables[name]
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            continue  # per-command sub-table, merged below
+        values[_norm(key)] = value
+    if command and isinstance(table.get(command), dict):
+        for key, value in table[command].items():
+            values[_norm(key)] = value
+    return values
+
+
+def _prescan(args: Sequence[str], long: str) -> str | None:
+    """The value of ``long`` in raw ``args`` (``--x V`` or ``--x=V``), before click parses them."""
+    value = None
+    it = iter(range(len(args)))
+    for i in it:
+        a = args[i]
+        if a == "--":
+            break
+        if a == long and i + 1 < len(args):
+            value = args[i + 1]
+        elif a.startswith(long + "="):
+            value = a.split("=", 1)[1]
+    return value
+
+
+class ProfileCommand(click.Command):
+    """A click command whose ``default_map`` comes from the selected TOML profile."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        root = ctx.find_root()
+        meta = root.meta
+        path = _prescan(args, "--config") or meta.get("cmpclient.config") or os.environ.get(CONFIG_ENV)
+        profile = _prescan(args, "--profile") or meta.get("cmpclient.profile") or os.environ.get(PROFILE_ENV)
+        ctx.meta["cmpclient.config_file"] = path
+        ctx.meta["cmpclient.profile_name"] = profile or ("default" if path else None)
+        if path:
+            try:
+                values = load_profile(path, profile, self.name)
+            except ConfigError as exc:
+                # Options are not parsed yet, so report here (render.py formats it).
+                from cmpclient.cli.render import get_output, report_error
+
+                ctx.exit(report_error(exc, get_output(ctx)))
+            known = {p.name for p in self.params if p.name}
+            usable = {k: v for k, v in values.items() if k in known}
+            ctx.meta["cmpclient.profile_ignored"] = sorted(set(values) - known)
+            ctx.default_map = {**(ctx.default_map or {}), **usable}
+        return super().parse_args(ctx, args)
+
+
+def origin_of(ctx: click.Context, name: str) -> str:
+    src = ctx.get_parameter_source(name)
+    if src == ParameterSource.COMMANDLINE:
+        return "command line"
+    if src == ParameterSource.ENVIRONMENT:
+        return f"environment ${envvar_for(name)}"
+    if src == ParameterSource.DEFAULT_MAP:
+        return f"profile {ctx.meta.get('cmpclient.profile_name')!s} ({ctx.meta.get('cmpclient.config_file')})"
+    if src == ParameterSource.PROMPT:
+        return "prompt"
+    return "default"
+
+
+def show_config(ctx: click.Context) -> list[dict[str, Any]]:
+    """Every parameter of the command with its value and origin; secrets redacted."""
+    from cmpclient.cli.secrets import redact
+
+    rows = []
+    for param in ctx.command.params:
+        name = param.name
+        if not name or name in ("show_config",):
+            continue
+        value = ctx.params.get(name)
+        if name in SECRET_PARAMS and value is not None:
+            value = redact(value)
+        if isinstance(value, tuple):
+            value = list(value)
+        rows.append({"name": name, "value": value, "origin": origin_of(ctx, name)})
+    ignored = ctx.meta.get("cmpclient.profile_ignored") or []
+    for name in ignored:
+        rows.append({"name": name, "value": None, "origin": "profile (not an option of this command, ignored)"})
+    return rows

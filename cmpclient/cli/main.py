@@ -1,0 +1,159 @@
+"""The ``cmpclient`` click group.
+
+Subcommands are registered LAZILY by module path: ``cmpclient --version`` and ``--help``
+import neither pyasn1 nor cryptography, and a subcommand whose module is missing or broken
+only makes that one subcommand unavailable.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from cmpclient import __version__
+
+#: name -> ("module:attribute", short help shown by --help without importing the module)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "crmf": ("cmpclient.cli.enroll_cmd:crmf", "Enroll with a CRMF request: ir (default) or cr, new or server-generated key."),
+    "p10cr": ("cmpclient.cli.enroll_cmd:p10cr", "Enroll with a PKCS#10 CSR (p10cr)."),
+    "update": ("cmpclient.cli.enroll_cmd:update", "Key update (kur) signed with the current certificate."),
+    "revoke": ("cmpclient.cli.revoke_cmd:revoke", "Revoke a certificate (rr)."),
+    "certconf": ("cmpclient.cli.certconf_cmd:certconf", "Confirm or reject a certificate enrolled with --no-confirm."),
+    "genm": ("cmpclient.cli.genm_cmd:genm", "General message (genm): caCerts, rootCaKeyUpdate, certReqTemplate, ..."),
+    "dump": ("cmpclient.cli.dump_cmd:dump", "Dump a DER CMP message as a tree."),
+    "nested": ("cmpclient.cli.nested_cmd:nested", "Send requests wrapped in a nested message (RA)."),
+    "serve": ("cmpclient.cli.testca_cmd:serve", "Run the bundled test CA."),
+    "testca": ("cmpclient.cli.testca_cmd:testca", "Manage the bundled test CA."),
+    "completion": ("cmpclient.cli.main:completion", "Print the shell completion script (bash, zsh, fish)."),
+}
+
+DEPENDENCIES = ("cryptography", "pyasn1", "pyasn1-modules", "requests", "click", "rich")
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, attr = entry[0].split(":")
+        try:
+            module = importlib.import_module(module_name)
+            command = getattr(module, attr)
+        except (ImportError, AttributeError) as exc:
+            ctx.meta.setdefault("cmpclient.unavailable", {})[cmd_name] = f"{type(exc).__name__}: {exc}"
+            return None
+        return command  # type: ignore[no-any-return]
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else None
+        cmd = self.get_command(ctx, name) if name else None
+        if name and cmd is None and name in COMMANDS:
+            why = ctx.meta.get("cmpclient.unavailable", {}).get(name, "not installed")
+            raise click.UsageError(f"the '{name}' command is not available in this installation ({why})")
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                rows.append((name, self.commands[name].get_short_help_str(60)))
+            else:
+                rows.append((name, COMMANDS[name][1]))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _print_version(verbose: int) -> None:
+    click.echo(f"cmpclient {__version__}")
+    if verbose:
+        from importlib.metadata import PackageNotFoundError, version
+
+        for dep in DEPENDENCIES:
+            try:
+                click.echo(f"  {dep} {version(dep)}")
+            except PackageNotFoundError:
+                click.echo(f"  {dep} (not installed)")
+        import ssl
+
+        click.echo(f"  Python {sys.version.split()[0]}")
+        click.echo(f"  {ssl.OPENSSL_VERSION}")
+
+
+EPILOG = """\b
+Exit codes: 0 ok, 1 failure, 2 usage, 3 config, 4 transport, 5 protocol,
+6 protection/trust, 7 rejected by the CA, 8 timeout, 130 interrupted.
+Secrets are SOURCES (env:VAR, file:PATH, fd:N, stdin), never literals.
+Options default from CMPCLIENT_<OPTION> and from --config/--profile (TOML).
+"""
+
+
+@click.group(cls=LazyGroup, invoke_without_command=True, epilog=EPILOG,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--version", "version", is_flag=True, help="Print the version (with -v: dependency versions) and exit.")
+@click.option("-v", "--verbose", "verbose", count=True, help="More output (-v, -vv, -vvv dumps every message).")
+@click.option("-q", "--quiet", "quiet", is_flag=True, help="Only errors on stderr.")
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable output on stdout.")
+@click.option("--config", "config", metavar="FILE", help="TOML config file with profiles.")
+@click.option("--profile", "profile", metavar="NAME", help="Profile of the config file.")
+@click.pass_context
+def cli(ctx: click.Context, version: bool, verbose: int, quiet: bool, json_output: bool,
+        config: str | None, profile: str | None) -> None:
+    """cmpclient: a Certificate Management Protocol (CMP, RFC 9810/4210) client.
+
+    EJBCA cmpclient option names work, with openssl cmp spellings as aliases.
+    """
+    if version:
+        _print_version(verbose)
+        ctx.exit(0)
+    from cmpclient.cli.render import get_output
+
+    out = get_output(ctx)
+    out.verbosity = verbose
+    out.quiet = quiet
+    out.json = json_output
+    if config:
+        ctx.meta["cmpclient.config"] = config
+    if profile:
+        ctx.meta["cmpclient.profile"] = profile
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+        ctx.exit(0)
+
+
+@click.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the completion script for SHELL.
+
+    \b
+    bash:  eval "$(cmpclient completion bash)"
+    zsh:   eval "$(cmpclient completion zsh)"
+    fish:  cmpclient completion fish | source
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None
+    comp = cls(cli, {}, "cmpclient", "_CMPCLIENT_COMPLETE")
+    click.echo(comp.source())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    try:
+        cli.main(args=argv, prog_name="cmpclient", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0

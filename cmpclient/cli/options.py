@@ -1,0 +1,396 @@
+"""Shared click option groups and the one function that turns parsed options into a client.
+
+PUBLIC API (stable; ``nested_cmd`` and every subcommand use it)::
+
+    # Decorators: each adds a group of options to a click command.
+    @server_options      # --url, --host/--port/--alias, --recipient, --expect-sender, --timeout,
+                         # --total-timeout, --tls-* , --reqout/--rspout/--reqin/--rspin
+    @auth_options        # --authmodule, --authparam/--secret (a SOURCE), --keyid/--ref,
+                         # --keystore/--keystorepwd/--extraCertsFriendlyName, --cert/--key,
+                         # --extracerts, --pbm-owf/--pbm-mac/--pbm-iterations/--pbmac1, --digest,
+                         # --allow-insecure-literal-secrets
+    @trust_options       # --trusted/--srvcert/--untrusted, leniency switches
+                         # (--unprotected-errors, --missing-recip-nonce, --accept-pvno1,
+                         # --ignore-keyusage)
+    @output_options      # --dest, --certout/--keyout/--chainout/--extracertsout/--cacertsout,
+                         # --p12 / --p12-password
+    @common_options      # -v/-q/--json/--config/--profile/--show-config (also on the group)
+
+    build_client(params: dict, *, ctx: click.Context | None = None)
+        -> tuple[ClientConfig, Callable[[], None]]
+        # ``params`` is ``ctx.params`` after config/profile merging (see config.py);
+        # returns a ready ClientConfig (transport opened, protection, trust, leniency,
+        # on_message hooks for -vvv/--reqout/--rspout) and a ``cleanup()`` that closes the
+        # transport and writes capture files.  Raises cmpclient.errors.* (render.py maps
+        # them to exit codes).
+
+    resolve_secret(spec: str | None, *, what: str, params: dict) -> bytes | None
+        # re-exported from cmpclient.cli.secrets
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import click
+
+from cmpclient.cli.config import envvar_for
+from cmpclient.cli.secrets import read_secret
+from cmpclient.errors import ConfigError, UsageError
+
+log = logging.getLogger("cmpclient.cli")
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+AUTH_MODULES = ("HMAC", "EndEntityCertificate", "RegTokenPwd", "DnPartPwd")
+DEFAULT_EJBCA_PORT = 8080
+
+
+def opt(*decls: str, name: str, secret: bool = False, **kw: Any) -> Decorator:
+    """click.option with an explicit parameter name and a ``CMPCLIENT_<NAME>`` env var."""
+    kw.setdefault("envvar", envvar_for(name))
+    kw.setdefault("show_envvar", True)
+    if secret:
+        kw.setdefault("metavar", "SOURCE")
+        kw["help"] = (kw.get("help", "") + " SOURCE: env:VAR, file:PATH, fd:N or stdin (never the secret itself).").strip()
+    return click.option(*decls, name, **kw)
+
+
+def _group(options: Sequence[Decorator]) -> Decorator:
+    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for o in reversed(options):
+            fn = o(fn)
+        return fn
+
+    return apply
+
+
+_FILE = click.Path(dir_okay=False)
+_DIR = click.Path(file_okay=False)
+
+#: -v/-q/--json/--config/--profile/--show-config: on the group and on every subcommand.
+common_options = _group([
+    click.option("-v", "--verbose", "verbose", count=True, help="More output: -v info, -vv debug, -vvv every CMP message dumped to stderr."),
+    click.option("-q", "--quiet", "quiet", is_flag=True, default=None, help="Only errors on stderr."),
+    click.option("--json", "json_output", is_flag=True, default=None, help="Print one JSON document on stdout (result or error)."),
+    click.option("--config", "config", type=_FILE, metavar="FILE", expose_value=True,
+                 help="TOML config file with profiles (default $CMPCLIENT_CONFIG)."),
+    click.option("--profile", "profile", metavar="NAME", help="Profile in the config file (default $CMPCLIENT_PROFILE, else 'default')."),
+    click.option("--show-config", "show_config", is_flag=True, default=False,
+                 help="Print every option's value and where it came from (secrets redacted), then exit."),
+    click.option("--allow-insecure-literal-secrets", "allow_literal_secrets", is_flag=True, default=False,
+                 envvar="CMPCLIENT_ALLOW_PASS_LITERAL", help="Accept pass:TEXT secret sources (tests only: argv is public)."),
+])
+
+server_options = _group([
+    opt("--url", "--server", name="url", metavar="URL",
+        help="CMP server: http://, https:// or tcp://host:port. Without it --host/--port/--alias build the EJBCA URL."),
+    opt("--host", name="host", help="EJBCA host (used when --url is not given)."),
+    opt("--port", name="port", type=int, help=f"EJBCA HTTP port (default {DEFAULT_EJBCA_PORT})."),
+    opt("--alias", name="alias", help="EJBCA CMP alias: path /ejbca/publicweb/cmp/<alias>."),
+    opt("--recipient", name="recipient", metavar="DN", help="Header recipient DN (default: --issuer, else NULL-DN)."),
+    opt("--sender", name="sender", metavar="DN", help="Header sender DN (default: the signer's subject, else --dn)."),
+    opt("--pvno", name="pvno", type=click.IntRange(2, 3), default=2, show_default=True, help="CMP version to send."),
+    opt("--timeout", name="timeout", type=float, default=30.0, show_default=True, help="Seconds for each connect and read."),
+    opt("--total-timeout", name="total_timeout", type=float, help="Seconds for the whole transaction including polling."),
+    opt("--keep-alive/--no-keep-alive", name="keep_alive", default=True, show_default=True,
+        help="Reuse the HTTP connection; --no-keep-alive sends 'Connection: close' (openssl -keep_alive 0)."),
+    opt("--tls-ca", "--tls-trusted", name="tls_ca", type=_FILE, help="CA bundle for the HTTPS server's certificate."),
+    opt("--tls-cert", name="tls_cert", type=_FILE, help="TLS client certificate (PEM)."),
+    opt("--tls-key", name="tls_key", type=_FILE, help="TLS client key (PEM, unencrypted)."),
+    opt("--tls-insecure", name="tls_insecure", is_flag=True, default=False, help="Do NOT verify the HTTPS server certificate."),
+    opt("--reqout", name="reqout", metavar="FILES", help="Save requests (DER), comma-separated: one file per message."),
+    opt("--rspout", name="rspout", metavar="FILES", help="Save responses (DER), comma-separated: one file per message."),
+    opt("--reqin", name="reqin", metavar="FILES", help="Send these saved requests instead of the built ones."),
+    opt("--rspin", name="rspin", metavar="FILES", help="Take responses from these files instead of the server."),
+])
+
+auth_options = _group([
+    opt("--authmodule", name="authmodule", type=click.Choice(AUTH_MODULES, case_sensitive=False),
+        help="How the request is authenticated (default: EndEntityCertificate with --keystore/--key, HMAC with --authparam)."),
+    opt("--authparam", "--secret", name="authparam", secret=True,
+        help="HMAC shared secret / RegTokenPwd password; for DnPartPwd the DN part name (e.g. UID)."),
+    opt("--keyid", "--ref", name="keyid", help="senderKID: the reference the CA knows the secret by."),
+    opt("--keystore", name="keystore", type=_FILE, help="PKCS#12 with the signing key and certificate."),
+    opt("--keystorepwd", name="keystorepwd", secret=True, help="Password of --keystore."),
+    opt("--extraCertsFriendlyName", name="extra_certs_friendly_name", metavar="NAME",
+        help="Only send keystore chain certificates with this friendly name in extraCerts."),
+    opt("--cert", name="cert", type=_FILE, help="Signing certificate (PEM/DER) for EndEntityCertificate; revoke: the certificate to revoke."),
+    opt("--key", name="key", type=_FILE, help="Private key of --cert."),
+    opt("--keypass", name="keypass", secret=True, help="Password of --key."),
+    opt("--extracerts", name="extracerts", type=_FILE, multiple=True, help="More certificates for extraCerts (e.g. intermediates)."),
+    opt("--pbm-owf", name="pbm_owf", default="sha256", show_default=True, help="PasswordBasedMac one-way function."),
+    opt("--pbm-mac", name="pbm_mac", default="hmacWithSHA256", show_default=True, help="PasswordBasedMac MAC (hmacWithSHA256, hmac-sha1, ...)."),
+    opt("--pbm-iterations", name="pbm_iterations", type=int, default=500, show_default=True, help="PBM / PBMAC1 iteration count."),
+    opt("--pbmac1", name="pbmac1", is_flag=True, default=False, help="Use PBMAC1 (RFC 9481) instead of PasswordBasedMac."),
+    opt("--digest", name="digest", default="sha256", show_default=True, help="Digest for signatures (protection and POPO)."),
+    opt("--rsa-pss", name="rsa_pss", is_flag=True, default=False, help="Sign with RSASSA-PSS."),
+])
+
+trust_options = _group([
+    opt("--trusted", name="trusted", type=_FILE, multiple=True, help="Trust anchors for signed responses."),
+    opt("--srvcert", name="srvcert", type=_FILE, help="Pin the server's signing certificate."),
+    opt("--untrusted", name="untrusted", type=_FILE, multiple=True, help="Intermediate certificates for chain building."),
+    opt("--expect-sender", name="expect_sender", metavar="DN", help="Require this sender DN in responses."),
+    opt("--unprotected-errors", name="unprotected_errors", is_flag=True, default=False,
+        help="Leniency: accept unprotected error messages and rejections (EJBCA sends them)."),
+    opt("--missing-recip-nonce", name="missing_recip_nonce", is_flag=True, default=False,
+        help="Leniency: accept responses without recipNonce."),
+    opt("--accept-pvno1", name="accept_pvno1", is_flag=True, default=False, help="Leniency: accept pvno 1 responses."),
+    opt("--ignore-keyusage", name="ignore_keyusage", is_flag=True, default=False,
+        help="Leniency: do not demand digitalSignature keyUsage on the server's signer certificate."),
+])
+
+output_options = _group([
+    opt("--dest", name="dest", type=_DIR, help="Write <CN>.pem, <CN>-key.pem (0600), <CN>-chain.pem into this directory."),
+    opt("--certout", name="certout", type=_FILE, help="Write the new certificate (PEM)."),
+    opt("--keyout", name="keyout", type=_FILE, help="Write the private key (PEM, mode 0600)."),
+    opt("--chainout", name="chainout", type=_FILE, help="Write the issuer chain (PEM)."),
+    opt("--extracertsout", name="extracertsout", type=_FILE, help="Write the response's extraCerts (PEM)."),
+    opt("--cacertsout", name="cacertsout", type=_FILE, help="Write caPubs (PEM); genm caCerts result."),
+    opt("--p12", name="p12", is_flag=True, default=False, help="Also write <CN>.p12 into --dest (password from --p12pwd)."),
+    opt("--p12out", name="p12out", type=_FILE, help="Write key, certificate and chain as PKCS#12 (mode 0600)."),
+    opt("--p12pwd", name="p12pwd", secret=True, help="Password for the PKCS#12 output (unencrypted without it)."),
+])
+
+#: Options of commands that request a certificate (crmf, p10cr, update).
+request_options = _group([
+    opt("--dn", "--subject", name="dn", metavar="DN", help="Subject DN: CN=dev1,O=Example or /O=Example/CN=dev1."),
+    opt("--issuer", name="issuer", metavar="DN", help="Issuer DN for the template (and default recipient)."),
+    opt("--altname", "--sans", name="altname", multiple=True,
+        help="subjectAltName: dns:NAME, ip:ADDR, email:ADDR, uri:URI (comma lists allowed; bare names are DNS or IP)."),
+    opt("--key-usage", name="key_usage", help="keyUsage names, comma-separated (digitalSignature,keyEncipherment,...)."),
+    opt("--eku", name="eku", help="extendedKeyUsage names or OIDs, comma-separated (serverAuth,clientAuth,...)."),
+    opt("--days", name="days", type=click.IntRange(1), help="Requested validity in days from now."),
+    opt("--not-before", name="not_before", metavar="TIME", help="Requested notBefore (ISO 8601, UTC when no zone)."),
+    opt("--not-after", name="not_after", metavar="TIME", help="Requested notAfter (ISO 8601)."),
+    opt("--serno", name="serno", metavar="HEX", help="Requested serial number (hex) in the template."),
+    opt("--implicit-confirm", name="implicit_confirm", is_flag=True, default=False, help="Ask for implicit confirmation (no certConf)."),
+    opt("--no-confirm", name="no_confirm", is_flag=True, default=False,
+        help="Do not send certConf; save the transaction state for `cmpclient certconf`."),
+    opt("--state-out", name="state_out", type=_FILE,
+        help="Where --no-confirm saves the transaction state (default <dest or .>/<CN>.cmpstate.json)."),
+])
+
+
+# ----------------------------------------------------------------------------- building
+
+
+@dataclass
+class Credentials:
+    """The signing identity: key, certificate, chain (for EndEntityCertificate / kur)."""
+
+    key: Any
+    cert: Any
+    chain: list[Any]
+
+
+def read_opt_secret(params: dict[str, Any], name: str, *, what: str, required: bool = False) -> bytes | None:
+    return read_secret(
+        params.get(name), what=what, required=required,
+        allow_literal=bool(params.get("allow_literal_secrets")),
+    )
+
+
+def load_credentials(params: dict[str, Any], *, required: bool = False) -> Credentials | None:
+    """--keystore (PKCS#12) or --cert/--key; None when neither is given (unless required)."""
+    from cmpclient.keys import load_certificates, load_private_key
+
+    if params.get("keystore"):
+        from cryptography.hazmat.primitives.serialization import pkcs12
+
+        from cmpclient.keys.load import _read
+
+        password = read_opt_secret(params, "keystorepwd", what="--keystorepwd", required=True)
+        data = _read(params["keystore"], "PKCS#12")
+        try:
+            p12 = pkcs12.load_pkcs12(data, password)
+        except ValueError:
+            # load_pkcs12 gives the clear messages (wrong password / not PKCS#12).
+            from cmpclient.keys import load_pkcs12
+
+            load_pkcs12(params["keystore"], password)
+            raise
+        if p12.key is None or p12.cert is None:
+            raise ConfigError(f"keystore {params['keystore']!r} holds no private key with a certificate")
+        friendly = params.get("extra_certs_friendly_name")
+        chain = [
+            c.certificate for c in p12.additional_certs
+            if not friendly or (c.friendly_name or b"").decode(errors="replace") == friendly
+        ]
+        return Credentials(p12.key, p12.cert.certificate, chain)
+    if params.get("key") and params.get("cert"):
+        key = load_private_key(params["key"], read_opt_secret(params, "keypass", what="--keypass"))
+        certs = load_certificates(params["cert"])
+        return Credentials(key, certs[0], certs[1:])
+    if required:
+        raise UsageError("this command needs the current certificate and key", hint="pass --keystore FILE or --cert FILE --key FILE")
+    return None
+
+
+def _certs_from(paths: Sequence[str]) -> list[Any]:
+    from cmpclient.keys import load_certificates
+
+    out: list[Any] = []
+    for p in paths or ():
+        out += load_certificates(p)
+    return out
+
+
+def server_url(params: dict[str, Any]) -> str | None:
+    if params.get("url"):
+        return str(params["url"])
+    if params.get("host") or params.get("alias"):
+        host = params.get("host") or "localhost"
+        port = params.get("port") or DEFAULT_EJBCA_PORT
+        alias = params.get("alias") or "cmp"
+        return f"http://{host}:{port}/ejbca/publicweb/cmp/{alias}"
+    return None
+
+
+def open_client_transport(params: dict[str, Any]) -> Any:
+    """The transport: HTTP(S)/TCP, wrapped for --reqin/--rspin and --reqout/--rspout."""
+    from cmpclient.transport import open_transport
+
+    url = server_url(params)
+    inner = None
+    if url:
+        opts: dict[str, Any] = {"timeout": float(params.get("timeout") or 30.0)}
+        if url.lower().startswith(("http://", "https://")):
+            if params.get("keep_alive") is False:
+                opts["headers"] = {"Connection": "close"}
+            if params.get("tls_insecure"):
+                opts["verify"] = False
+            elif params.get("tls_ca"):
+                opts["verify"] = str(params["tls_ca"])
+            if params.get("tls_cert") or params.get("tls_key"):
+                if not (params.get("tls_cert") and params.get("tls_key")):
+                    raise UsageError("--tls-cert and --tls-key go together")
+                opts["client_cert"] = (str(params["tls_cert"]), str(params["tls_key"]))
+        inner = open_transport(url, **opts)
+    transport = inner
+    if params.get("rspin") or params.get("reqin"):
+        from cmpclient.transport.file import ReplayTransport
+
+        transport = ReplayTransport(params.get("rspin"), params.get("reqin"), inner=inner)
+    if transport is None:
+        raise UsageError("no CMP server given", hint="pass --url URL (or --host/--port/--alias for EJBCA, or --rspin FILES)")
+    if params.get("reqout") or params.get("rspout"):
+        from cmpclient.transport.file import CaptureTransport
+
+        transport = CaptureTransport(transport, params.get("reqout"), params.get("rspout"), strict=False)
+    return transport
+
+
+def _auth_module(params: dict[str, Any], creds: Credentials | None) -> str | None:
+    module = params.get("authmodule")
+    if module:
+        return next(m for m in AUTH_MODULES if m.lower() == str(module).lower())
+    if creds is not None:
+        return "EndEntityCertificate"
+    if params.get("authparam"):
+        return "HMAC"
+    return None
+
+
+def build_protection(params: dict[str, Any], creds: Credentials | None) -> tuple[Any, str | None]:
+    """(protection or None, auth module name)."""
+    module = _auth_module(params, creds)
+    if module == "HMAC":
+        from cmpclient.protection import MACProtection, PBMAC1Params, PBMParams
+
+        secret = read_opt_secret(params, "authparam", what="--authparam", required=True)
+        iterations = int(params.get("pbm_iterations") or 500)
+        if params.get("pbmac1"):
+            mparams: Any = PBMAC1Params.new(iterations=iterations, mac=params.get("pbm_mac") or "hmacWithSHA256")
+        else:
+            mparams = PBMParams.new(
+                owf=params.get("pbm_owf") or "sha256", mac=params.get("pbm_mac") or "hmacWithSHA256", iterations=iterations
+            )
+        kid = params.get("keyid")
+        return MACProtection(secret, mparams, sender_kid=kid.encode() if kid else None), module  # type: ignore[arg-type]
+    if module == "EndEntityCertificate":
+        if creds is None:
+            raise UsageError("--authmodule EndEntityCertificate needs --keystore or --cert/--key")
+        from cmpclient.protection import SignatureProtection
+
+        return SignatureProtection(
+            creds.key, creds.cert, creds.chain, digest=params.get("digest") or "sha256", rsa_pss=bool(params.get("rsa_pss"))
+        ), module
+    # RegTokenPwd and DnPartPwd authenticate inside the request; signed if a key is there.
+    if creds is not None:
+        from cmpclient.protection import SignatureProtection
+
+        return SignatureProtection(creds.key, creds.cert, creds.chain, digest=params.get("digest") or "sha256"), module
+    return None, module
+
+
+def build_client(
+    params: dict[str, Any],
+    *,
+    ctx: click.Context | None = None,
+    creds: Credentials | None | bool = True,
+) -> tuple[Any, Callable[[], None]]:
+    """A ready :class:`~cmpclient.client.ClientConfig` and its ``cleanup()``.
+
+    ``params`` are a command's parsed options (``ctx.params``) using the groups above.
+    ``creds``: True loads --keystore/--cert/--key for signature protection, or pass a
+    :class:`Credentials`/None.
+    """
+    from cmpclient.client import ClientConfig, Leniency
+    from cmpclient.cli.render import get_output
+
+    if creds is True:
+        creds = load_credentials(params)
+    protection, _module = build_protection(params, creds or None)  # type: ignore[arg-type]
+    trusted = _certs_from(params.get("trusted") or ())
+    untrusted = _certs_from(params.get("untrusted") or ())
+    server_cert = _certs_from([params["srvcert"]])[0] if params.get("srvcert") else None
+    sender = params.get("sender")
+    if sender is None and getattr(protection, "cert", None) is None and params.get("dn"):
+        sender = params.get("dn")
+    recipient = params.get("recipient") or params.get("issuer") or ""
+    out = get_output(ctx)
+    transport = open_client_transport(params)
+    extra = [c.public_bytes(_der()) for c in _certs_from(params.get("extracerts") or ())]
+    config = ClientConfig(
+        transport=transport,
+        protection=protection,
+        sender=sender,
+        recipient=recipient,
+        pvno=int(params.get("pvno") or 2),
+        trusted=trusted,
+        untrusted=untrusted,
+        server_cert=server_cert,
+        expect_sender=params.get("expect_sender"),
+        implicit_confirm=bool(params.get("implicit_confirm")),
+        total_timeout=params.get("total_timeout"),
+        extra_certs=extra,
+        lenient=Leniency(
+            unprotected_errors=bool(params.get("unprotected_errors")),
+            missing_recip_nonce=bool(params.get("missing_recip_nonce")),
+            accept_pvno1=bool(params.get("accept_pvno1")),
+            ignore_key_usage=bool(params.get("ignore_keyusage")),
+        ),
+        on_message=out.message_hook(),
+    )
+
+    def cleanup() -> None:
+        try:
+            transport.close()
+        except Exception:  # noqa: BLE001 - closing never hides the real result
+            log.debug("closing the transport failed", exc_info=True)
+
+    return config, cleanup
+
+
+def _der() -> Any:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return Encoding.DER
+
+
+def resolve_secret(spec: str | None, *, what: str, params: dict[str, Any]) -> bytes | None:
+    return read_secret(spec, what=what, required=False, allow_literal=bool(params.get("allow_literal_secrets")))

@@ -1,0 +1,381 @@
+"""Run the test CA: HTTP (WSGI) and CMP-over-TCP, in worker processes or threads.
+
+Two ways to serve, one behaviour:
+
+* :func:`serve` -- the ``cmpclient serve`` command. With ``workers > 1`` and gunicorn
+  installed, gunicorn's *sync* worker processes serve HTTP (the CA is CPU-bound pure
+  Python: processes scale, threads do not). Each worker opens its own :class:`TestCA`
+  (SQLite in WAL mode copes with several processes) and also serves the CMP-over-TCP
+  listening socket, which the master binds once and every worker accepts on. With
+  ``workers == 1``, or without gunicorn, a threading wsgiref server and the TCP listener
+  run in this process.
+* :class:`BackgroundServer` -- the same WSGI app and TCP listener in threads of the
+  current process, for tests (``tests/integration/conftest.py``'s ``testca_server``).
+
+The sockets are bound by the master before anything else starts, so ``port 0`` is
+resolved at once and printed::
+
+    cmpclient serve: listening on http://127.0.0.1:PORT
+    cmpclient serve: CMP over TCP on tcp://127.0.0.1:PORT (alias tcp)
+
+Once the first line is printed, connections are accepted (they wait in the listen
+backlog until a worker is up). SIGTERM and SIGINT stop gracefully: no new connections,
+requests in progress finish (gunicorn's graceful timeout, 10 s), exit status 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any, Callable, TextIO
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+from cmpclient.testca.tcp import TCPListener, bind_socket
+from cmpclient.testca.wsgi import PATH_PREFIX, make_app
+
+__all__ = ["serve", "BackgroundServer", "ThreadingWSGIServer", "LISTEN_LINE_PREFIX", "gunicorn_available"]
+
+log = logging.getLogger("cmpclient.testca.serve")
+
+#: Tests and scripts parse the line that starts with this to learn the port.
+LISTEN_LINE_PREFIX = "cmpclient serve: listening on "
+GRACEFUL_TIMEOUT = 10
+
+
+def _open_ca(config: Path | None, data_dir: Path) -> Any:
+    from cmpclient.testca import TestCA
+
+    return TestCA.open(config, data_dir)
+
+
+def gunicorn_available() -> bool:
+    try:
+        import gunicorn.app.base  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- threads
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """wsgiref's handler, logging through :mod:`logging` and with TCP_NODELAY.
+
+    wsgiref writes the head and the body of an answer with separate ``sendall`` calls;
+    without TCP_NODELAY the second small write waits for the client's delayed ACK.
+    """
+
+    def setup(self) -> None:
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        self.connection.settimeout(30)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - wsgiref's name
+        log.debug("%s - %s", self.address_string(), format % args)
+
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002
+        log.info("%s - %s", self.address_string(), format % args)
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """wsgiref's server with one thread per connection, on an already listening socket."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, sock: socket.socket, app: Callable) -> None:
+        super().__init__(sock.getsockname()[:2], _QuietHandler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+        self.server_address = sock.getsockname()[:2]
+        host, port = self.server_address
+        # What HTTPServer.server_bind would do, without its slow getfqdn().
+        self.server_name = host
+        self.server_port = port
+        self.setup_environ()
+        self.set_app(app)
+        self.ready = threading.Event()
+
+    def service_actions(self) -> None:
+        # Called by serve_forever() on every loop turn: the loop is running.
+        self.ready.set()
+
+
+class _SerializedCA:
+    """Wraps a CA so that only one thread at a time is inside ``handle``.
+
+    Used when threads share one CA object: correctness first (the CA is CPU-bound, so
+    threads would not run in parallel anyway). Processes are the way to scale.
+    """
+
+    def __init__(self, ca: Any) -> None:
+        self._ca = ca
+        self._lock = threading.Lock()
+
+    def handle(self, alias: str, der: bytes) -> tuple[int, bytes]:
+        with self._lock:
+            return self._ca.handle(alias, der)
+
+    def alias_exists(self, alias: str) -> bool:
+        with self._lock:
+            return self._ca.alias_exists(alias)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ca, name)
+
+
+class BackgroundServer:
+    """The test CA's HTTP and TCP front ends in threads of this process.
+
+    ``start()`` returns once both accept loops run (polled readiness, no sleeps).
+    ``tcp_port=None`` disables the TCP listener. ``serialize`` puts one lock around
+    ``ca.handle`` (needed unless the CA is safe to share between threads).
+    """
+
+    def __init__(
+        self,
+        ca: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tcp_port: int | None = 0,
+        serialize: bool = True,
+        ready_timeout: float = 10.0,
+    ) -> None:
+        self.ca = ca
+        self.host = host
+        self._front = _SerializedCA(ca) if serialize else ca
+        self._http_sock = bind_socket(host, port)
+        self.httpd = ThreadingWSGIServer(self._http_sock, make_app(self._front))
+        self.tcp: TCPListener | None = None
+        if tcp_port is not None:
+            self.tcp = TCPListener(self._front, host, tcp_port)
+        self.ready_timeout = ready_timeout
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    @property
+    def tcp_port(self) -> int | None:
+        return self.tcp.port if self.tcp else None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{_url_host(self.host)}:{self.port}"
+
+    def url(self, alias: str) -> str:
+        return f"{self.base_url}{PATH_PREFIX}/{alias}"
+
+    @property
+    def tcp_url(self) -> str | None:
+        return f"tcp://{_url_host(self.host)}:{self.tcp_port}" if self.tcp else None
+
+    def start(self) -> "BackgroundServer":
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, name=f"testca-http-{self.port}", daemon=True
+        )
+        self._thread.start()
+        if self.tcp is not None:
+            self.tcp.start()
+        if not self.httpd.ready.wait(self.ready_timeout):
+            self.stop()
+            raise RuntimeError(f"test CA HTTP server did not start within {self.ready_timeout} s")
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.httpd.server_close()
+        if self.tcp is not None:
+            self.tcp.shutdown()
+
+    def __enter__(self) -> "BackgroundServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def _announce(out: TextIO, ca: Any, host: str, http_sock: socket.socket, tcp_sock: socket.socket | None, mode: str) -> None:
+    port = http_sock.getsockname()[1]
+    base = f"http://{_url_host(host)}:{port}"
+    summary = ca.summary()
+    if summary:
+        print(summary.rstrip("\n"), file=out)
+    print(f"{LISTEN_LINE_PREFIX}{base}", file=out)
+    print(f"cmpclient serve: CMP endpoints {base}{PATH_PREFIX}/<alias> (also {base}/<alias>)", file=out)
+    if tcp_sock is not None:
+        print(
+            f"cmpclient serve: CMP over TCP on tcp://{_url_host(host)}:{tcp_sock.getsockname()[1]} (alias {ca.tcp_alias})",
+            file=out,
+        )
+    print(f"cmpclient serve: {mode}; data in {ca.data_dir}; stop with Ctrl-C or SIGTERM", file=out)
+    out.flush()
+
+
+def serve(
+    *,
+    config: Path | None = None,
+    data_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    tcp_port: int | None = None,
+    workers: int = 1,
+    out: TextIO | None = None,
+) -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit status (0 after a graceful stop).
+
+    ``tcp_port=None`` serves no CMP-over-TCP; ``0`` picks free ports.
+    """
+    out = out or sys.stdout
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    data_dir = Path(data_dir)
+    ca = _open_ca(config, data_dir)  # materialises the default config and keys once
+    try:
+        http_sock = bind_socket(host, port)
+        tcp_sock = None
+        if tcp_port is not None:
+            if not ca.alias_exists(ca.tcp_alias):
+                log.warning("no alias %r in the configuration: CMP over TCP requests will be refused", ca.tcp_alias)
+            tcp_sock = bind_socket(host, tcp_port)
+    except BaseException:
+        ca.close()
+        raise
+    use_gunicorn = workers > 1 and gunicorn_available()
+    if workers > 1 and not use_gunicorn:
+        log.warning("gunicorn is not installed: serving with threads in one process instead of %d workers", workers)
+    mode = f"{workers} gunicorn worker processes" if use_gunicorn else "one process, threads"
+    try:
+        _announce(out, ca, host, http_sock, tcp_sock, mode)
+    finally:
+        if use_gunicorn:
+            # Workers are forked: none may inherit this process's open database.
+            ca.close()
+    if use_gunicorn:
+        return _serve_gunicorn(config, data_dir, http_sock, tcp_sock, workers, out)
+    return _serve_threads(ca, http_sock, tcp_sock, out)
+
+
+def _serve_threads(ca: Any, http_sock: socket.socket, tcp_sock: socket.socket | None, out: TextIO) -> int:
+    front = _SerializedCA(ca)
+    httpd = ThreadingWSGIServer(http_sock, make_app(front))
+    tcp = TCPListener(front, sock=tcp_sock) if tcp_sock is not None else None
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        received.append(signum)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="testca-http", daemon=True)
+    try:
+        thread.start()
+        if tcp is not None:
+            tcp.start()
+        while not stop.wait(1.0):
+            if not thread.is_alive():  # pragma: no cover - serve_forever died
+                log.error("HTTP server thread ended unexpectedly")
+                return 1
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        httpd.shutdown()
+        thread.join(timeout=GRACEFUL_TIMEOUT)
+        httpd.server_close()
+        if tcp is not None:
+            tcp.shutdown()
+        ca.close()
+    name = signal.Signals(received[0]).name if received else "request"
+    print(f"cmpclient serve: stopped ({name})", file=out)
+    out.flush()
+    return 0
+
+
+# --------------------------------------------------------------------------- gunicorn
+
+# Per worker process: its own CA and TCP listener (set in load() / post_worker_init).
+_worker_state: dict[str, Any] = {}
+
+
+def _serve_gunicorn(
+    config: Path | None, data_dir: Path, http_sock: socket.socket, tcp_sock: socket.socket | None, workers: int, out: TextIO
+) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    def post_worker_init(worker: Any) -> None:
+        ca = _worker_state.get("ca")
+        if tcp_sock is not None and ca is not None:
+            _worker_state["tcp"] = TCPListener(ca, sock=tcp_sock).start()
+
+    def worker_exit(server: Any, worker: Any) -> None:
+        tcp = _worker_state.pop("tcp", None)
+        if tcp is not None:
+            tcp.shutdown()
+        ca = _worker_state.pop("ca", None)
+        if ca is not None:
+            try:
+                ca.close()
+            except Exception:
+                log.exception("closing the CA in worker %s", os.getpid())
+
+    def on_exit(server: Any) -> None:
+        print("cmpclient serve: stopped", file=out)
+        out.flush()
+
+    class _App(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            settings = {
+                "bind": [f"fd://{http_sock.fileno()}"],
+                "workers": workers,
+                "worker_class": "sync",
+                "preload_app": False,
+                "graceful_timeout": GRACEFUL_TIMEOUT,
+                "timeout": 60,
+                "proc_name": "cmpclient-testca",
+                "accesslog": None,
+                "errorlog": "-",
+                "loglevel": "warning",
+                "post_worker_init": post_worker_init,
+                "worker_exit": worker_exit,
+                "on_exit": on_exit,
+            }
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Callable:
+            # Runs in each worker after the fork: a database connection of its own.
+            # Sync workers serve one request at a time, so the CA needs no lock here;
+            # the TCP listener thread shares it, hence the serialising wrapper.
+            ca = _SerializedCA(_open_ca(config, data_dir))
+            _worker_state["ca"] = ca
+            return make_app(ca)
+
+    try:
+        _App().run()
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0

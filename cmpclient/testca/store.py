@@ -1,0 +1,444 @@
+"""The test CA's state in SQLite (WAL): CAs, end entities, certificates, transactions, nonces.
+
+One :class:`Store` per process and data directory; it keeps one connection per thread
+(``sqlite3`` connections must not cross threads) and reopens after a ``fork`` (a
+connection must not cross processes either).  Writers take ``BEGIN IMMEDIATE`` so two
+worker processes serialise on the database lock instead of failing half-way, and
+``busy_timeout`` makes them wait for each other instead of raising "database is locked".
+
+Serial numbers are random, 63 to 159 bits, and unique per CA by a UNIQUE constraint: a
+collision is retried with a fresh serial, so concurrent issuers can never hand out the
+same number twice.  Serials are stored as lower-case hex text because they exceed
+SQLite's 64-bit integers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cas (
+    name TEXT PRIMARY KEY,
+    dn TEXT NOT NULL,
+    parent TEXT,
+    cert_der BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS end_entities (
+    username TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    password TEXT,
+    dn TEXT NOT NULL,
+    ca TEXT,
+    cert_profile TEXT,
+    ee_profile TEXT,
+    ra_admin INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS certificates (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ca TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    not_before REAL NOT NULL,
+    not_after REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active',
+    revocation_reason INTEGER,
+    revocation_time REAL,
+    username TEXT,
+    der BLOB NOT NULL,
+    fingerprint TEXT NOT NULL UNIQUE,
+    confirmed INTEGER NOT NULL DEFAULT 1,
+    transaction_id BLOB,
+    UNIQUE (ca, serial)
+);
+CREATE INDEX IF NOT EXISTS certificates_issuer_serial ON certificates (issuer, serial);
+CREATE INDEX IF NOT EXISTS certificates_username ON certificates (username);
+CREATE TABLE IF NOT EXISTS transactions (
+    alias TEXT NOT NULL,
+    transaction_id BLOB NOT NULL,
+    state TEXT NOT NULL,
+    request_body TEXT NOT NULL,
+    response_body TEXT,
+    auth_kind TEXT,
+    auth_ref TEXT,
+    ca TEXT,
+    last_nonce BLOB,
+    polls INTEGER NOT NULL DEFAULT 0,
+    pending TEXT,
+    cert_ids TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (alias, transaction_id)
+);
+CREATE TABLE IF NOT EXISTS nonces (
+    alias TEXT NOT NULL,
+    nonce BLOB NOT NULL,
+    seen REAL NOT NULL,
+    PRIMARY KEY (alias, nonce)
+);
+"""
+
+SERIAL_MIN_BITS = 63
+SERIAL_MAX_BITS = 159
+
+
+def random_serial() -> int:
+    """A positive serial of 63 to 159 bits (RFC 5280: at most 20 octets, non-negative)."""
+    low = 1 << (SERIAL_MIN_BITS - 1)
+    return low + secrets.randbelow((1 << SERIAL_MAX_BITS) - low)
+
+
+def serial_text(serial: int) -> str:
+    return format(serial, "x")
+
+
+@dataclass(frozen=True)
+class EndEntity:
+    username: str
+    status: str
+    password: str | None
+    dn: str
+    ca: str | None
+    cert_profile: str | None
+    ee_profile: str | None
+    ra_admin: bool
+
+
+@dataclass(frozen=True)
+class CertRecord:
+    id: int
+    ca: str
+    serial: int
+    subject: str
+    issuer: str
+    not_before: float
+    not_after: float
+    status: str
+    revocation_reason: int | None
+    revocation_time: float | None
+    username: str | None
+    der: bytes
+    fingerprint: str
+    confirmed: bool
+    transaction_id: bytes | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.status == "revoked"
+
+
+@dataclass(frozen=True)
+class Transaction:
+    alias: str
+    transaction_id: bytes
+    state: str
+    request_body: str
+    response_body: str | None
+    auth_kind: str | None
+    auth_ref: str | None
+    ca: str | None
+    last_nonce: bytes | None
+    polls: int
+    pending: Any
+    cert_ids: dict[str, int]
+
+
+class SerialCollision(Exception):
+    """The chosen serial is taken for this CA (the caller re-signs with a fresh one)."""
+
+
+class Store:
+    """SQLite store of one data directory."""
+
+    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 30000) -> None:
+        self.path = Path(path)
+        self.busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._conn().executescript(SCHEMA)
+
+    # --- connections -----------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            return conn
+        conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=True)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":  # pragma: no cover - only on file systems without WAL support
+            raise RuntimeError(f"SQLite refused WAL mode for {self.path} (got {mode})")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        self._local.conn = conn
+        self._local.pid = os.getpid()
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE: the write lock is taken up front)."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def read(self) -> sqlite3.Connection:
+        return self._conn()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            conn.close()
+        self._local.conn = None
+
+    # --- CAs -----------------------------------------------------------------------------
+    def put_ca(self, name: str, dn: str, parent: str | None, cert_der: bytes) -> None:
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO cas (name, dn, parent, cert_der) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET dn = excluded.dn, parent = excluded.parent, cert_der = excluded.cert_der",
+                (name, dn, parent, cert_der),
+            )
+
+    # --- end entities --------------------------------------------------------------------
+    def _ee(self, row: sqlite3.Row | None) -> EndEntity | None:
+        if row is None:
+            return None
+        return EndEntity(row["username"], row["status"], row["password"], row["dn"], row["ca"], row["cert_profile"],
+                         row["ee_profile"], bool(row["ra_admin"]))
+
+    def get_end_entity(self, username: str) -> EndEntity | None:
+        return self._ee(self.read().execute("SELECT * FROM end_entities WHERE username = ?", (username,)).fetchone())
+
+    def find_end_entity_by_dn(self, dn: str) -> EndEntity | None:
+        row = self.read().execute("SELECT * FROM end_entities WHERE dn = ? ORDER BY updated DESC LIMIT 1", (dn,)).fetchone()
+        return self._ee(row)
+
+    def upsert_end_entity(
+        self,
+        username: str,
+        *,
+        dn: str,
+        status: str = "NEW",
+        password: str | None = None,
+        ca: str | None = None,
+        cert_profile: str | None = None,
+        ee_profile: str | None = None,
+        ra_admin: bool | None = None,
+        keep_existing: bool = False,
+    ) -> None:
+        """Create or update an end entity; ``keep_existing`` leaves an existing one untouched."""
+        now = time.time()
+        with self.write() as db:
+            row = db.execute("SELECT * FROM end_entities WHERE username = ?", (username,)).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO end_entities (username, status, password, dn, ca, cert_profile, ee_profile, ra_admin, created, updated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (username, status, password, dn, ca, cert_profile, ee_profile, int(bool(ra_admin)), now, now),
+                )
+            elif not keep_existing:
+                db.execute(
+                    "UPDATE end_entities SET status = ?, password = COALESCE(?, password), dn = ?, ca = COALESCE(?, ca),"
+                    " cert_profile = COALESCE(?, cert_profile), ee_profile = COALESCE(?, ee_profile),"
+                    " ra_admin = COALESCE(?, ra_admin), updated = ? WHERE username = ?",
+                    (status, password, dn, ca, cert_profile, ee_profile, None if ra_admin is None else int(ra_admin), now, username),
+                )
+
+    def set_end_entity_status(self, username: str, status: str, *, expect: str | None = None) -> bool:
+        """Set the status; with ``expect`` only if the current status is that (atomically)."""
+        with self.write() as db:
+            if expect is None:
+                cur = db.execute("UPDATE end_entities SET status = ?, updated = ? WHERE username = ?", (status, time.time(), username))
+            else:
+                cur = db.execute(
+                    "UPDATE end_entities SET status = ?, updated = ? WHERE username = ? AND status = ?",
+                    (status, time.time(), username, expect),
+                )
+            return cur.rowcount == 1
+
+    def list_end_entities(self) -> list[EndEntity]:
+        return [self._ee(r) for r in self.read().execute("SELECT * FROM end_entities ORDER BY username")]  # type: ignore[misc]
+
+    # --- certificates ---------------------------------------------------------------------
+    @staticmethod
+    def _cert(row: sqlite3.Row | None) -> CertRecord | None:
+        if row is None:
+            return None
+        return CertRecord(
+            row["id"], row["ca"], int(row["serial"], 16), row["subject"], row["issuer"], row["not_before"], row["not_after"],
+            row["status"], row["revocation_reason"], row["revocation_time"], row["username"], bytes(row["der"]),
+            row["fingerprint"], bool(row["confirmed"]), bytes(row["transaction_id"]) if row["transaction_id"] is not None else None,
+        )
+
+    def insert_certificate(
+        self,
+        *,
+        ca: str,
+        serial: int,
+        subject: str,
+        issuer: str,
+        not_before: float,
+        not_after: float,
+        username: str | None,
+        der: bytes,
+        fingerprint: str,
+        confirmed: bool = True,
+        transaction_id: bytes | None = None,
+    ) -> int:
+        """Insert a certificate; raise :class:`SerialCollision` when the serial is taken."""
+        try:
+            with self.write() as db:
+                cur = db.execute(
+                    "INSERT INTO certificates (ca, serial, subject, issuer, not_before, not_after, username, der, fingerprint,"
+                    " confirmed, transaction_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (ca, serial_text(serial), subject, issuer, not_before, not_after, username, der, fingerprint,
+                     int(confirmed), transaction_id),
+                )
+                return int(cur.lastrowid)  # type: ignore[arg-type]
+        except sqlite3.IntegrityError as exc:
+            if "serial" in str(exc) or "UNIQUE" in str(exc):
+                raise SerialCollision(str(exc)) from exc
+            raise
+
+    def serial_taken(self, ca: str, serial: int) -> bool:
+        return self.read().execute("SELECT 1 FROM certificates WHERE ca = ? AND serial = ?", (ca, serial_text(serial))).fetchone() is not None
+
+    def get_certificate(self, cert_id: int) -> CertRecord | None:
+        return self._cert(self.read().execute("SELECT * FROM certificates WHERE id = ?", (cert_id,)).fetchone())
+
+    def find_certificate(self, ca: str, serial: int) -> CertRecord | None:
+        return self._cert(self.read().execute("SELECT * FROM certificates WHERE ca = ? AND serial = ?", (ca, serial_text(serial))).fetchone())
+
+    def find_by_issuer_serial(self, issuer: str, serial: int) -> CertRecord | None:
+        return self._cert(
+            self.read().execute("SELECT * FROM certificates WHERE issuer = ? AND serial = ?", (issuer, serial_text(serial))).fetchone()
+        )
+
+    def find_by_fingerprint(self, fingerprint: str) -> CertRecord | None:
+        return self._cert(self.read().execute("SELECT * FROM certificates WHERE fingerprint = ?", (fingerprint,)).fetchone())
+
+    def certificates_of(self, username: str) -> list[CertRecord]:
+        rows = self.read().execute("SELECT * FROM certificates WHERE username = ? ORDER BY id", (username,))
+        return [self._cert(r) for r in rows]  # type: ignore[misc]
+
+    def certificates_by_subject(self, subject: str) -> list[CertRecord]:
+        rows = self.read().execute("SELECT * FROM certificates WHERE subject = ? ORDER BY id", (subject,))
+        return [self._cert(r) for r in rows]  # type: ignore[misc]
+
+    def all_certificates(self, ca: str | None = None) -> list[CertRecord]:
+        if ca is None:
+            rows = self.read().execute("SELECT * FROM certificates ORDER BY id")
+        else:
+            rows = self.read().execute("SELECT * FROM certificates WHERE ca = ? ORDER BY id", (ca,))
+        return [self._cert(r) for r in rows]  # type: ignore[misc]
+
+    def revoked_certificates(self, ca: str) -> list[CertRecord]:
+        rows = self.read().execute("SELECT * FROM certificates WHERE ca = ? AND status = 'revoked' ORDER BY id", (ca,))
+        return [self._cert(r) for r in rows]  # type: ignore[misc]
+
+    def revoke(self, cert_id: int, reason: int = 0, when: float | None = None) -> bool:
+        """Revoke an active certificate; False when it was already revoked (atomic)."""
+        with self.write() as db:
+            cur = db.execute(
+                "UPDATE certificates SET status = 'revoked', revocation_reason = ?, revocation_time = ? WHERE id = ? AND status != 'revoked'",
+                (reason, when if when is not None else time.time(), cert_id),
+            )
+            return cur.rowcount == 1
+
+    def set_confirmed(self, cert_id: int) -> None:
+        with self.write() as db:
+            db.execute("UPDATE certificates SET confirmed = 1 WHERE id = ?", (cert_id,))
+
+    # --- transactions and nonces -------------------------------------------------------------------
+    @staticmethod
+    def _tx(row: sqlite3.Row | None) -> Transaction | None:
+        if row is None:
+            return None
+        return Transaction(
+            row["alias"], bytes(row["transaction_id"]), row["state"], row["request_body"], row["response_body"], row["auth_kind"],
+            row["auth_ref"], row["ca"], bytes(row["last_nonce"]) if row["last_nonce"] is not None else None, row["polls"],
+            json.loads(row["pending"]) if row["pending"] else None, json.loads(row["cert_ids"]) if row["cert_ids"] else {},
+        )
+
+    def get_transaction(self, alias: str, transaction_id: bytes) -> Transaction | None:
+        return self._tx(
+            self.read().execute("SELECT * FROM transactions WHERE alias = ? AND transaction_id = ?", (alias, transaction_id)).fetchone()
+        )
+
+    def begin_transaction(self, alias: str, transaction_id: bytes, request_body: str, *, exclusive: bool) -> bool:
+        """Record a new transaction.  With ``exclusive`` an existing one is a conflict (False);
+        without, an existing record is replaced (EJBCA does not track transactions)."""
+        now = time.time()
+        with self.write() as db:
+            row = db.execute("SELECT 1 FROM transactions WHERE alias = ? AND transaction_id = ?", (alias, transaction_id)).fetchone()
+            if row is not None:
+                if exclusive:
+                    return False
+                db.execute("DELETE FROM transactions WHERE alias = ? AND transaction_id = ?", (alias, transaction_id))
+            db.execute(
+                "INSERT INTO transactions (alias, transaction_id, state, request_body, created, updated) VALUES (?, ?, 'open', ?, ?, ?)",
+                (alias, transaction_id, request_body, now, now),
+            )
+            return True
+
+    def update_transaction(self, alias: str, transaction_id: bytes, **fields: Any) -> None:
+        allowed = {"state", "response_body", "auth_kind", "auth_ref", "ca", "last_nonce", "polls", "pending", "cert_ids"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"unknown transaction fields {bad}")
+        values = []
+        for k, v in fields.items():
+            values.append(json.dumps(v) if k in ("pending", "cert_ids") and v is not None else v)
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.write() as db:
+            db.execute(
+                f"UPDATE transactions SET {sets}, updated = ? WHERE alias = ? AND transaction_id = ?",
+                (*values, time.time(), alias, transaction_id),
+            )
+
+    def bump_polls(self, alias: str, transaction_id: bytes) -> int:
+        """Count one more pollReq; returns the new count (atomic)."""
+        with self.write() as db:
+            db.execute("UPDATE transactions SET polls = polls + 1, updated = ? WHERE alias = ? AND transaction_id = ?",
+                       (time.time(), alias, transaction_id))
+            row = db.execute("SELECT polls FROM transactions WHERE alias = ? AND transaction_id = ?", (alias, transaction_id)).fetchone()
+            return int(row["polls"]) if row else 0
+
+    def remember_nonce(self, alias: str, nonce: bytes) -> bool:
+        """Record a senderNonce; False when it was seen before (a replay)."""
+        try:
+            with self.write() as db:
+                db.execute("INSERT INTO nonces (alias, nonce, seen) VALUES (?, ?, ?)", (alias, nonce, time.time()))
+            return True
+        except sqlite3.IntegrityError:
+            return False
+
+
+def with_fresh_serial(store: Store, ca: str, make: Callable[[int], Any], insert: Callable[[Any, int], int], *, attempts: int = 16) -> tuple[Any, int]:
+    """Make a certificate with a fresh random serial and insert it, retrying on a collision."""
+    last: Exception | None = None
+    for _ in range(attempts):
+        serial = random_serial()
+        if store.serial_taken(ca, serial):
+            continue
+        obj = make(serial)
+        try:
+            return obj, insert(obj, serial)
+        except SerialCollision as exc:
+            last = exc
+    raise RuntimeError(f"could not find a free serial number for CA {ca} after {attempts} attempts: {last}")
