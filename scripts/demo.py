@@ -1,49 +1,84 @@
-"""Start a CMP server on 127.0.0.1 and enroll a certificate against it.
+"""The README's main job: start the bundled test CA and enroll a certificate against it.
 
-Until the bundled test CA lands this uses the openssl mock server (``openssl cmp -port``)
-with the committed test PKI; the enrollment itself is done by the cmpclient library.
+It runs exactly what a user would type: ``cmpclient serve`` on a free port of 127.0.0.1
+with a fresh data directory, waits until it says it is listening (no fixed sleeps), then
+``cmpclient crmf`` against the ``ra`` alias with the shared secret taken from the
+environment (never from the command line), and stops the server.
+
+Options: ``--keep`` leaves the data directory and the enrolled files in place.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "interop"))
+BIN = Path(sys.executable).parent
 
-from openssl_peer import PKI, OpenSSLMockServer  # noqa: E402
 
-from cmpclient.client import ClientConfig, enroll  # noqa: E402
-from cmpclient.keys import load_private_key, write_certificates  # noqa: E402
-from cmpclient.message.request import CertRequestBuilder  # noqa: E402
-from cmpclient.protection import MACProtection, popo_signer  # noqa: E402
-from cmpclient.transport import open_transport  # noqa: E402
+def cmpclient() -> list[str]:
+    exe = BIN / "cmpclient"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "cmpclient"]
+
+
+def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [*cmpclient(), "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", "0", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 60
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the server prints its summary, then the listening line
+        print("  serve | " + line.rstrip())
+        match = re.search(r"listening on (http://\S+)", line)
+        if match:
+            return proc, match.group(1)
+        if time.monotonic() > deadline:
+            break
+    proc.kill()
+    raise SystemExit("cmpclient serve did not start")
 
 
 def main() -> int:
-    pki = PKI(ROOT / "fixtures" / "pki")
-    secret = os.urandom(12).hex()
-    env = {"DEMO_SECRET": secret}
-    with OpenSSLMockServer(srv_ref="demo", srv_secret="env:DEMO_SECRET", rsp_cert=pki.rsp_cert("ec"),
-                           rsp_capubs=pki.trusted, rsp_extracerts=pki.chain, env=env) as mock:
-        print(f"CMP server (openssl mock) listening at {mock.url}")
-        key = load_private_key(pki.rsp_key("ec"))
-        request = CertRequestBuilder().subject("CN=cmp-rsp-ec,O=cmpclient test").public_key(key)
-        request = request.popo_signature(popo_signer(key)).build()
-        with open_transport(mock.url) as transport:
-            config = ClientConfig(transport=transport,
-                                  protection=MACProtection(secret.encode(), sender_kid=b"demo"))
-            result = enroll(config, "ir", request)
-    out = Path(tempfile.mkdtemp(prefix="cmpclient-demo-")) / "cert.pem"
-    write_certificates(out, [result.certificate])
-    cert = result.certificate
-    print(f"enrolled: subject={cert.subject.rfc4514_string()} serial={cert.serial_number:x}")
-    print(f"          issuer={cert.issuer.rfc4514_string()} valid until {cert.not_valid_after_utc:%Y-%m-%d}")
-    print(f"          confirmed={result.confirmed} certificate written to {out}")
-    return 0
+    keep = "--keep" in sys.argv[1:]
+    work = Path(tempfile.mkdtemp(prefix="cmpclient-demo-"))
+    data_dir, out_dir = work / "testca", work / "out"
+    print(f"$ cmpclient serve --data-dir {data_dir} --port 0 --workers 2")
+    server, base = start_server(data_dir)
+    try:
+        url = f"{base}/ejbca/publicweb/cmp/ra"
+        # The default `ra` alias: RA mode, HMAC with the shared secret "password" (see README).
+        env = dict(os.environ, CMP_SECRET="password", NO_COLOR="1")
+        args = [
+            "crmf", "--url", url, "--authparam", "env:CMP_SECRET", "--keyid", "demo-ra",
+            "--dn", "CN=demo-device,UID=device42,O=Example", "--reqnewkeyspec", "secp256r1",
+            "--trusted", str(data_dir / "ca" / "RootCA.pem"), "--implicit-confirm", "--dest", str(out_dir),
+        ]
+        print("$ CMP_SECRET=... cmpclient " + " ".join(args))
+        result = subprocess.run([*cmpclient(), *args], env=env, text=True, capture_output=True, timeout=60)
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        if result.returncode != 0:
+            print(f"enrollment failed with exit code {result.returncode}")
+            return result.returncode
+        print(f"enrolled: files in {out_dir}: " + ", ".join(sorted(p.name for p in out_dir.iterdir())))
+        return 0
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -333,7 +333,8 @@ class AliasConfig:
     def summary_hint(self) -> str:
         parts = [f"mode={self.mode}", "auth=" + ";".join(self.auth_modules)]
         if self.hmac_secret is not None:
-            parts.append(f"secret={self.hmac_secret!r}")
+            # Secrets are never printed: the user reads them in the configuration file.
+            parts.append("secret=(see config)")
         if self.ca:
             parts.append(f"ca={self.ca}")
         parts.append(f"protection={self.response_protection}")

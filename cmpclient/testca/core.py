@@ -175,8 +175,8 @@ class TestCA:
             lines.append(f"  {alias.name}: {alias.summary_hint}{tcp}")
         new = [ee for ee in self.store.list_end_entities() if ee.status == "NEW" and ee.password]
         if new:
-            lines.append("end entities awaiting enrolment (client mode): "
-                         + ", ".join(f"{ee.username}/{ee.password}" for ee in new))
+            # Usernames only: passwords are secrets (see the config file or `testca ee add`).
+            lines.append("end entities awaiting enrolment (client mode): " + ", ".join(ee.username for ee in new))
         return "\n".join(lines)
 
     def close(self) -> None:
