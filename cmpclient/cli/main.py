@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "genm": ("cmpclient.cli.genm_cmd:genm", "General message (genm): caCerts, rootCaKeyUpdate, certReqTemplate, ..."),
     "dump": ("cmpclient.cli.dump_cmd:dump", "Dump a DER CMP message as a tree."),
     "nested": ("cmpclient.cli.nested_cmd:nested", "Send requests wrapped in a nested message (RA)."),
+    "bench": ("cmpclient.cli.bench_cmd:bench", "Bulk enrollments with concurrent workers: tx/s and latency."),
     "serve": ("cmpclient.cli.testca_cmd:serve", "Run the bundled test CA."),
     "testca": ("cmpclient.cli.testca_cmd:testca", "Manage the bundled test CA."),
     "completion": ("cmpclient.cli.main:completion", "Print the shell completion script (bash, zsh, fish)."),
