@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS certificates (
 );
 CREATE INDEX IF NOT EXISTS certificates_issuer_serial ON certificates (issuer, serial);
 CREATE INDEX IF NOT EXISTS certificates_username ON certificates (username);
+CREATE INDEX IF NOT EXISTS certificates_subject ON certificates (subject);
+CREATE INDEX IF NOT EXISTS certificates_status ON certificates (ca, status);
 CREATE TABLE IF NOT EXISTS transactions (
     alias TEXT NOT NULL,
     transaction_id BLOB NOT NULL,
