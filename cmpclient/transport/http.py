@@ -329,7 +329,8 @@ class HTTPTransport:
             if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
                 return TransportError(
                     f"TLS certificate verification failed for {url}: {exc}",
-                    hint="trust the server's CA with --trusted / the tls options (verify=CA file); "
+                    hint="trust the server's TLS CA with --tls-ca FILE (library: verify=CA file; --trusted is only for "
+                    "CMP message signatures); "
                     "check that the host name matches the certificate",
                 )
             return TransportError(f"TLS handshake with {url} failed: {exc}", hint="check the TLS options and client certificate")
