@@ -46,7 +46,7 @@ def decode(data: bytes, spec: T, *, what: str | None = None, strict: bool = True
         raise DecodeError(f"{name}: {len(data)} bytes is larger than the {MAX_MESSAGE_SIZE}-byte limit")
     try:
         value, rest = _der_decoder.decode(data, asn1Spec=spec)
-    except (PyAsn1Error, TypeError, ValueError, IndexError, RecursionError) as exc:
+    except (PyAsn1Error, TypeError, ValueError, IndexError, OverflowError, RecursionError) as exc:
         if "Indefinite length" in str(exc):
             # pyasn1's DER decoder stops at the first indefinite length: that is BER.
             raise DecodeError(

@@ -210,8 +210,28 @@ def apply_popo(builder: Any, params: dict[str, Any], key: Any) -> Any:
     if method == "raverify":
         return builder.popo_ra_verified()
     if method == "keyenc":
-        return builder.popo_key_encipherment()
+        return keyenc_popo(builder, key)
     return builder.popo_none()
+
+
+def keyenc_popo(builder: Any, key: Any) -> Any:
+    """``--popo keyenc``: indirect POPO (RFC 9810 section 5.2.8.3.2), subsequentMessage encrCert.
+
+    keyEncipherment for an RSA key, keyAgreement for an EC (ECDH) key; the CA returns the
+    certificate encrypted to the key, which is decrypted with it, and the certHash in certConf
+    proves possession.  Signature-only keys (Ed25519, Ed448, ML-DSA) cannot do either.
+    """
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    pub = key.public_key() if hasattr(key, "public_key") else key
+    if isinstance(pub, rsa.RSAPublicKey):
+        return builder.popo_key_encipherment()
+    if isinstance(pub, ec.EllipticCurvePublicKey):
+        return builder.popo_key_agreement()
+    raise UsageError(
+        f"--popo keyenc needs an RSA (keyEncipherment) or EC (keyAgreement) key, not {type(pub).__name__.lstrip('_')}",
+        hint="use --popo signature for signature-only keys",
+    )
 
 
 def auth_controls(builder: Any, params: dict[str, Any]) -> Any:
@@ -251,6 +271,7 @@ def run_enroll(ctx: click.Context, kind: str, request: Any, *, private_key: Any,
             result = enroll(
                 config, kind, request, confirm=not params.get("no_confirm"), decrypt_key=decrypt_key,
                 expected_public_key=expected_public_key,
+                new_private_key=private_key,  # decrypts an encrypted certificate (--popo keyenc)
             )
     finally:
         cleanup()

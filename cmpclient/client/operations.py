@@ -105,7 +105,9 @@ class EnrollResult:
         pool = []
         for der in list(self.extra_certs) + list(self.ca_pubs):
             try:
-                cert = x509.load_der_x509_certificate(der)
+                from cmpclient.protection.trust import load_der_certificate
+
+                cert = load_der_certificate(der)
             except ValueError:
                 continue
             if cert.public_bytes(serialization.Encoding.DER) != self.cert_der and cert not in pool:
@@ -179,6 +181,7 @@ def enroll(
     expected_public_key: Any = None,
     confirm: bool = True,
     decrypt_key: KeyDecryptor | None = None,
+    new_private_key: Any = None,
     transaction: Transaction | None = None,
 ) -> EnrollResult:
     """Run ir, cr, kur (with a CertReqMsg) or p10cr (with CSR DER) to the end.
@@ -187,6 +190,15 @@ def enroll(
     requested key (``expected_public_key``; for CRMF it is taken from the template),
     then confirms with certConf unless implicit confirmation was granted or ``confirm``
     is False (the result then carries a :class:`ConfirmState`).
+
+    Indirect proof of possession (RFC 9810 section 5.2.8.3.2; a CertReqMsg with
+    keyEncipherment or keyAgreement POPO ``subsequentMessage encrCert``): the CA returns
+    the certificate encrypted to the requested key, EnvelopedData (CMPv3) or
+    EncryptedValue (CMPv2).  ``new_private_key`` -- the private key being certified, not
+    ``decrypt_key``, which is for server-generated keys -- decrypts it.  The certConf
+    with its certHash is the proof, so such a request never asks for implicit
+    confirmation and certConf is always sent (unless ``confirm`` is False: then the
+    :class:`ConfirmState` must be confirmed later for the proof to reach the CA).
     """
     tx = transaction or Transaction(config)
     rep_kind = {"ir": "ip", "cr": "cp", "kur": "kup", "ccr": "ccp", "p10cr": "cp"}.get(kind)
@@ -195,14 +207,14 @@ def enroll(
     if kind == "p10cr":
         if not isinstance(request, (bytes, bytearray)):
             raise UsageError("p10cr takes the DER of a PKCS#10 request")
-        body = bodies.p10cr_body(bytes(request))
+        body = bodies.p10cr_body(bytes(request), as_der=True)
         csr = x509.load_der_x509_csr(bytes(request))
         expected = _public_key_der(expected_public_key) or _public_key_der(csr.public_key())
         cert_req_id = None  # p10cr answers use -1 (RFC 9810) or 0 (EJBCA); take what comes
     else:
         if isinstance(request, (bytes, bytearray)):
             raise UsageError(f"{kind} takes a CertReqMsg; build one with CertRequestBuilder")
-        body = bodies.cert_req_body(kind, [request])
+        body = bodies.cert_req_body(kind, [request], as_der=True)
         cert_req_id = int(request["certReq"]["certReqId"])
         template = request["certReq"]["certTemplate"]
         expected = _public_key_der(expected_public_key)
@@ -214,7 +226,11 @@ def enroll(
             expected = b"\x30" + spki[1:]
             if _is_empty_key(expected):
                 expected = None  # an empty key asks the server to generate one
-    rsp = tx.exchange(body, expect=[rep_kind], implicit_confirm=config.implicit_confirm)
+    indirect = kind != "p10cr" and _indirect_popo(request)
+    # The certHash in certConf is the proof of possession for the indirect method: asking
+    # for implicit confirmation would leave the CA without it.
+    ask_implicit = config.implicit_confirm and not indirect
+    rsp = tx.exchange(body, expect=[rep_kind], implicit_confirm=ask_implicit)
     poller = _Poller(config)
     polls = 0
     while True:
@@ -228,7 +244,7 @@ def enroll(
         polls += 1
         rid = r.cert_req_id
         while True:
-            rsp = tx.exchange(bodies.poll_req_body([rid]), expect=["pollRep", rep_kind])
+            rsp = tx.exchange(bodies.poll_req_body([rid], as_der=True), expect=["pollRep", rep_kind])
             if rsp.body_type != "pollRep":
                 break
             entry = next((e for e in rsp.content if e.cert_req_id == rid), None)  # type: ignore[union-attr]
@@ -239,9 +255,15 @@ def enroll(
             polls += 1
     if not r.status.ok:
         raise _rejection(kind, r.status)
-    cert_der, private_key = _certificate_of(r, decrypt_key)
-    cert = x509.load_der_x509_certificate(cert_der)
-    granted = config.implicit_confirm and rsp.header.implicit_confirm
+    cert_der, private_key = _certificate_of(r, decrypt_key, new_private_key)
+    try:
+        from cmpclient.protection.trust import load_der_certificate
+
+        cert = load_der_certificate(cert_der)  # malformed key/names -> ValueError here
+    except ValueError as exc:
+        what = "decrypted content" if r.encrypted_cert is not None else "certificate"
+        raise ProtocolError(f"the {what} of certReqId {r.cert_req_id} is not a DER certificate: {exc}") from exc
+    granted = ask_implicit and rsp.header.implicit_confirm
     result = EnrollResult(
         certificate=cert,
         cert_der=cert_der,
@@ -279,13 +301,44 @@ def _is_empty_key(spki_der: bytes) -> bool:
     return spki_der.endswith(b"\x03\x01\x00")
 
 
-def _certificate_of(r: CertResponseInfo, decrypt_key: KeyDecryptor | None) -> tuple[bytes, Any]:
+def _indirect_popo(request: Any) -> bool:
+    """Whether a CertReqMsg asks for the indirect POPO method (encrCert)."""
+    try:
+        popo = request["popo"]
+        if not popo.isValue or popo.getName() not in ("keyEncipherment", "keyAgreement"):
+            return False
+        priv = popo[popo.getName()]
+        return priv.getName() == "subsequentMessage" and int(priv["subsequentMessage"]) == 0
+    except Exception:  # noqa: BLE001 - a hand-made request without a readable POPO
+        return False
+
+
+def decrypt_certificate(info: EncryptedKeyInfo, private_key: Any) -> bytes:
+    """The DER certificate of CertOrEncCert.encryptedCert, decrypted with the certified key.
+
+    EnvelopedData (CMPv3, RFC 9810 section 5.2.2): the certificate is the encrypted content
+    directly (id-data); RFC 9810 section 5.2.8.3.2 lets the client ignore the rid, which
+    names a certificate it does not have yet, so every recipient that fits the key type is
+    tried.  EncryptedValue (CMPv2, RFC 4211 section 2.2): RSA only.
+    """
+    from cmpclient.keys import decrypt_encrypted_value, decrypt_enveloped_data
+
+    if info.kind == "envelopedData":
+        return decrypt_enveloped_data(info.der, private_key=private_key)
+    return decrypt_encrypted_value(info.der, private_key)
+
+
+def _certificate_of(r: CertResponseInfo, decrypt_key: KeyDecryptor | None, new_private_key: Any = None) -> tuple[bytes, Any]:
     cert_der = r.certificate
     if cert_der is None and r.encrypted_cert is not None:
-        raise ProtocolError(
-            "the certificate came back encrypted (indirect POPO, encrCert); decrypting it is not supported yet",
-            hint="use signature POPO (--popo signature)",
-        )
+        if new_private_key is None:
+            raise ProtocolError(
+                "the certificate came back encrypted (indirect POPO, encrCert) but the new private key to decrypt it was not given",
+                hint="pass new_private_key= (the key being certified) to enroll()",
+            )
+        if not hasattr(new_private_key, "private_bytes"):
+            raise UsageError("new_private_key must be a private key object")
+        cert_der = decrypt_certificate(r.encrypted_cert, new_private_key)
     if cert_der is None:
         raise ProtocolError(f"the response for certReqId {r.cert_req_id} is {r.status.status} but carries no certificate")
     private_key = None
@@ -309,7 +362,7 @@ def _send_cert_conf(
     reason: str | None = None,
 ) -> ParsedMessage:
     entry = _cert_status(cert, cert_req_id, config.pvno, accept=accept, reason=reason)
-    return tx.exchange(bodies.cert_conf_body([entry]), expect=["pkiconf"])
+    return tx.exchange(bodies.cert_conf_body([entry], as_der=True), expect=["pkiconf"])
 
 
 def confirm(config: ClientConfig, state: ConfirmState, *, accept: bool = True, reason: str | None = None) -> ParsedMessage:
@@ -317,7 +370,7 @@ def confirm(config: ClientConfig, state: ConfirmState, *, accept: bool = True, r
     tx = Transaction(config, transaction_id=state.transaction_id)
     cert = x509.load_der_x509_certificate(state.cert_der)
     entry = _cert_status(cert, state.cert_req_id, state.pvno, accept=accept, reason=reason)
-    der, nonce = tx.build_request(bodies.cert_conf_body([entry]), recip_nonce=state.server_nonce)
+    der, nonce = tx.build_request(bodies.cert_conf_body([entry], as_der=True), recip_nonce=state.server_nonce)
     return tx.send_der(der, nonce, ["pkiconf"])
 
 
@@ -330,7 +383,7 @@ def revoke(
 ) -> RevokeResult:
     """Revocation request (rr) for one certificate; a rejection raises CMPRejection."""
     tx = Transaction(config)
-    rsp = tx.exchange(bodies.rr_body([bodies.rev_details(issuer, serial, reason=reason)]), expect=["rp"])
+    rsp = tx.exchange(bodies.rr_body([bodies.rev_details(issuer, serial, reason=reason)], as_der=True), expect=["rp"])
     content = rsp.content
     assert isinstance(content, RevRepContent)
     if not content.statuses:
@@ -344,5 +397,5 @@ def revoke(
 def general_message(config: ClientConfig, items: Sequence[tuple[str, bytes | None]] = ()) -> list[tuple[str, bytes | None]]:
     """genm -> genp: returns the (infoType, value DER) pairs of the answer."""
     tx = Transaction(config)
-    rsp = tx.exchange(bodies.genm_body(items), expect=["genp"])
+    rsp = tx.exchange(bodies.genm_body(items, as_der=True), expect=["genp"])
     return list(rsp.content)  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from cmpclient.asn1 import cmp
 from cmpclient.errors import CMPErrorMessage, ProtectionError, ProtocolError
 from cmpclient.message.header import HeaderBuilder
 from cmpclient.message.parse import ErrorContent, ParsedMessage, parse_message
-from cmpclient.message.pkimessage import assemble, encode_message
+from cmpclient.asn1 import codec
 
 log = logging.getLogger("cmpclient.client")
 
@@ -106,13 +106,17 @@ class Transaction:
     # --- sending --------------------------------------------------------------------------
     def build_request(
         self,
-        body: cmp.PKIBody,
+        body: cmp.PKIBody | bytes,
         *,
         implicit_confirm: bool = False,
         recip_nonce: bytes | None = None,
         general_info: Sequence[tuple[str, bytes | None]] = (),
     ) -> tuple[bytes, bytes]:
-        """Header + body, protected and DER-encoded; returns (der, senderNonce)."""
+        """Header + body, protected and DER-encoded; returns (der, senderNonce).
+
+        ``body`` is a PKIBody or its DER (``as_der=True`` from :mod:`cmpclient.message.body`);
+        the message is assembled as bytes (:func:`cmpclient.protection.protect_der`).
+        """
         cfg = self.config
         nonce = os.urandom(16)
         hb = (
@@ -137,16 +141,14 @@ class Transaction:
             kid = cfg.protection.sender_kid()
             if kid:
                 hb = hb.sender_kid(kid)
-        msg = assemble(hb.build(), body, extra_certs=list(cfg.extra_certs))
-        if cfg.protection is not None:
-            from cmpclient.protection import protect_message
+        from cmpclient.protection import protect_der
 
-            msg = protect_message(msg, cfg.protection)
-        return encode_message(msg), nonce
+        body_der = body if isinstance(body, (bytes, bytearray)) else codec.encode(body)
+        return protect_der(hb.build_der(), bytes(body_der), cfg.protection, list(cfg.extra_certs)), nonce
 
     def exchange(
         self,
-        body: cmp.PKIBody,
+        body: cmp.PKIBody | bytes,
         expect: Sequence[str],
         *,
         implicit_confirm: bool = False,

@@ -7,7 +7,7 @@ Certificates, CRLs, CSRs and nested messages are passed as DER bytes.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from cryptography import x509
 from pyasn1.type import univ
@@ -38,11 +38,24 @@ CRL_REASONS = {
 }
 
 
-def _body(name: str, value_der: bytes) -> cmp.PKIBody:
-    """A PKIBody with alternative ``name`` holding the (untagged) DER ``value_der``."""
+def _body(name: str, value_der: bytes, as_der: bool = False) -> Any:
+    """A PKIBody with alternative ``name`` holding the (untagged) DER ``value_der``.
+
+    With ``as_der`` the PKIBody's DER is returned instead of a pyasn1 value: the hot
+    paths (the client's requests, the test CA's answers) assemble messages as bytes
+    (see :func:`cmpclient.protection.protect_der`) and skip decoding and re-encoding.
+    """
+    if as_der:
+        return body_der(name, value_der)
     body = cmp.PKIBody()
     body[name] = codec.value_from_der(body.componentType[name].asn1Object, value_der)
     return body
+
+
+def body_der(name: str, value_der: bytes) -> bytes:
+    """DER of a PKIBody: ``[n] EXPLICIT`` around the alternative's DER (CMP uses explicit tags)."""
+    tag_number = cmp.BODY_NAMES.index(name)
+    return codec.der_header(0xA0 | tag_number, len(value_der)) + value_der
 
 
 def _seq_of(items: Iterable[bytes]) -> bytes:
@@ -53,7 +66,7 @@ def _seq_of(items: Iterable[bytes]) -> bytes:
 # --- requests ----------------------------------------------------------------------
 
 
-def cert_req_body(kind: str, requests: Sequence[crmf.CertReqMsg]) -> cmp.PKIBody:
+def cert_req_body(kind: str, requests: Sequence[crmf.CertReqMsg], *, as_der: bool = False) -> Any:
     """ir, cr, kur, krr or ccr with one or more CertReqMsg."""
     if kind not in REQUEST_BODIES:
         raise UsageError(f"not a certificate request body: {kind!r} (one of {', '.join(REQUEST_BODIES)})")
@@ -62,16 +75,16 @@ def cert_req_body(kind: str, requests: Sequence[crmf.CertReqMsg]) -> cmp.PKIBody
     ids = [int(r["certReq"]["certReqId"]) for r in requests]
     if len(set(ids)) != len(ids):
         raise UsageError(f"duplicate certReqId in {kind}: {ids}")
-    return _body(kind, _seq_of(codec.encode(r) for r in requests))
+    return _body(kind, _seq_of(codec.encode(r) for r in requests), as_der)
 
 
-def p10cr_body(csr_der: bytes) -> cmp.PKIBody:
+def p10cr_body(csr_der: bytes, *, as_der: bool = False) -> Any:
     """p10cr carrying a PKCS#10 request (DER)."""
     try:
         x509.load_der_x509_csr(csr_der)
     except ValueError as exc:
         raise UsageError(f"p10cr: not a DER PKCS#10 request: {exc}") from exc
-    return _body("p10cr", csr_der)
+    return _body("p10cr", csr_der, as_der)
 
 
 def rev_details(
@@ -105,10 +118,10 @@ def _extension_der(oid: str, value: bytes) -> bytes:
     return codec.der_header(0x30, len(inner)) + inner
 
 
-def rr_body(details: Sequence[cmp.RevDetails]) -> cmp.PKIBody:
+def rr_body(details: Sequence[cmp.RevDetails], *, as_der: bool = False) -> Any:
     if not details:
         raise UsageError("rr needs at least one RevDetails")
-    return _body("rr", _seq_of(codec.encode(d) for d in details))
+    return _body("rr", _seq_of(codec.encode(d) for d in details), as_der)
 
 
 def cert_status(
@@ -131,22 +144,22 @@ def cert_status(
     return entry
 
 
-def cert_conf_body(statuses: Sequence[cmp.CertStatus]) -> cmp.PKIBody:
-    return _body("certConf", _seq_of(codec.encode(s) for s in statuses))
+def cert_conf_body(statuses: Sequence[cmp.CertStatus], *, as_der: bool = False) -> Any:
+    return _body("certConf", _seq_of(codec.encode(s) for s in statuses), as_der)
 
 
-def poll_req_body(cert_req_ids: Sequence[int]) -> cmp.PKIBody:
+def poll_req_body(cert_req_ids: Sequence[int], *, as_der: bool = False) -> Any:
     if not cert_req_ids:
         raise UsageError("pollReq needs at least one certReqId")
-    return _body("pollReq", _seq_of(_seq_of([codec.encode(univ.Integer(i))]) for i in cert_req_ids))
+    return _body("pollReq", _seq_of(_seq_of([codec.encode(univ.Integer(i))]) for i in cert_req_ids), as_der)
 
 
-def genm_body(items: Sequence[tuple[str, bytes | None]] = ()) -> cmp.PKIBody:
+def genm_body(items: Sequence[tuple[str, bytes | None]] = (), *, as_der: bool = False) -> Any:
     """genm with (infoType OID, value DER or None) pairs; an empty list is allowed."""
-    return _body("genm", _seq_of(codec.encode(build_itav(oid, der)) for oid, der in items))
+    return _body("genm", _seq_of(codec.encode(build_itav(oid, der)) for oid, der in items), as_der)
 
 
-def nested_body(messages_der: Sequence[bytes]) -> cmp.PKIBody:
+def nested_body(messages_der: Sequence[bytes], *, as_der: bool = False) -> Any:
     """nested carrying complete PKIMessages (their exact DER)."""
     if not messages_der:
         raise UsageError("nested needs at least one inner PKIMessage")
@@ -154,14 +167,14 @@ def nested_body(messages_der: Sequence[bytes]) -> cmp.PKIBody:
         tag, _, end = codec.read_tlv(der, 0)
         if tag != 0x30 or end != len(der):
             raise UsageError("nested: each inner message must be one DER PKIMessage")
-    return _body("nested", _seq_of(messages_der))
+    return _body("nested", _seq_of(messages_der), as_der)
 
 
 # --- responses ---------------------------------------------------------------------
 
 
-def pkiconf_body() -> cmp.PKIBody:
-    return _body("pkiconf", b"\x05\x00")
+def pkiconf_body(*, as_der: bool = False) -> Any:
+    return _body("pkiconf", b"\x05\x00", as_der)
 
 
 def error_body(
@@ -171,14 +184,15 @@ def error_body(
     texts: Sequence[str] = (),
     error_code: int | None = None,
     error_details: Sequence[str] = (),
-) -> cmp.PKIBody:
+    as_der: bool = False,
+) -> Any:
     content = cmp.ErrorMsgContent()
     content["pKIStatusInfo"] = build_status_info(status, fail_info=fail_info, texts=texts)
     if error_code is not None:
         content["errorCode"] = error_code
     for i, text in enumerate(error_details):
         content["errorDetails"][i] = text
-    return _body("error", codec.encode(content))
+    return _body("error", codec.encode(content), as_der)
 
 
 def cert_response(
@@ -223,7 +237,7 @@ def encrypted_key(*, encrypted_value_der: bytes | None = None, enveloped_data_de
     return codec.decode(codec.der_header(0xA0, len(content)) + content, crmf.EncryptedKey(), strict=False)
 
 
-def cert_rep_body(kind: str, responses: Sequence[cmp.CertResponse], *, ca_pubs: Sequence[bytes] = ()) -> cmp.PKIBody:
+def cert_rep_body(kind: str, responses: Sequence[cmp.CertResponse], *, ca_pubs: Sequence[bytes] = (), as_der: bool = False) -> Any:
     """ip, cp, kup or ccp."""
     if kind not in ("ip", "cp", "kup", "ccp"):
         raise UsageError(f"not a certificate response body: {kind!r}")
@@ -232,7 +246,7 @@ def cert_rep_body(kind: str, responses: Sequence[cmp.CertResponse], *, ca_pubs: 
         seq = _seq_of(ca_pubs)
         parts += codec.der_header(0xA1, len(seq)) + seq
     parts += _seq_of(codec.encode(r) for r in responses)
-    return _body(kind, codec.der_header(0x30, len(parts)) + parts)
+    return _body(kind, codec.der_header(0x30, len(parts)) + parts, as_der)
 
 
 def rp_body(
@@ -240,7 +254,8 @@ def rp_body(
     *,
     rev_certs: Sequence[tuple[x509.Name | str, int]] = (),
     crls: Sequence[bytes] = (),
-) -> cmp.PKIBody:
+    as_der: bool = False,
+) -> Any:
     if not statuses:
         raise UsageError("rp needs at least one PKIStatusInfo")
     parts = _seq_of(codec.encode(s) for s in statuses)
@@ -256,10 +271,10 @@ def rp_body(
     if crls:
         seq = _seq_of(crls)
         parts += codec.der_header(0xA1, len(seq)) + seq
-    return _body("rp", codec.der_header(0x30, len(parts)) + parts)
+    return _body("rp", codec.der_header(0x30, len(parts)) + parts, as_der)
 
 
-def poll_rep_body(entries: Sequence[tuple[int, int, Sequence[str]]]) -> cmp.PKIBody:
+def poll_rep_body(entries: Sequence[tuple[int, int, Sequence[str]]], *, as_der: bool = False) -> Any:
     """pollRep with (certReqId, checkAfter seconds, reason texts) entries."""
     if not entries:
         raise UsageError("pollRep needs at least one entry")
@@ -274,8 +289,8 @@ def poll_rep_body(entries: Sequence[tuple[int, int, Sequence[str]]]) -> cmp.PKIB
                 free[i] = text
             inner += codec.encode(free)
         items.append(codec.der_header(0x30, len(inner)) + inner)
-    return _body("pollRep", _seq_of(items))
+    return _body("pollRep", _seq_of(items), as_der)
 
 
-def genp_body(items: Sequence[tuple[str, bytes | None]] = ()) -> cmp.PKIBody:
-    return _body("genp", _seq_of(codec.encode(build_itav(oid, der)) for oid, der in items))
+def genp_body(items: Sequence[tuple[str, bytes | None]] = (), *, as_der: bool = False) -> Any:
+    return _body("genp", _seq_of(codec.encode(build_itav(oid, der)) for oid, der in items), as_der)

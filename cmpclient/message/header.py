@@ -13,7 +13,7 @@ from pyasn1.type import univ
 from cmpclient.asn1 import cmp, codec, oids
 from cmpclient.errors import UsageError
 from cmpclient.message._builder import Builder
-from cmpclient.message.names import general_name
+from cmpclient.message.names import general_name, general_name_der
 
 #: RFC 9810 §5.1.1: at least 128 bits of randomness for transactionID and nonces.
 NONCE_LENGTH = 16
@@ -136,6 +136,62 @@ class HeaderBuilder(Builder):
         for i, (oid, der) in enumerate(self._general_info):
             header["generalInfo"][i] = build_itav(oid, der)
         return header
+
+
+    def build_der(self) -> bytes:
+        """The header's DER, assembled directly (same bytes as ``encode(build())``).
+
+        Building the pyasn1 value and encoding it costs about 1.5 ms; a header is a dozen
+        short fields, so the DER is written field by field instead on the hot path.
+        """
+        self._require("_sender", "_recipient")
+        h = codec.der_header
+        out = [b"\x02\x01" + bytes((self._pvno or 2,))]
+        out.append(general_name_der(self._sender))  # type: ignore[arg-type]
+        out.append(general_name_der(self._recipient))  # type: ignore[arg-type]
+
+        def explicit(num: int, inner: bytes) -> None:
+            out.append(h(0xA0 | num, len(inner)) + inner)
+
+        def octets(num: int, value: bytes | None) -> None:
+            if value is not None:
+                explicit(num, h(0x04, len(value)) + value)
+
+        when = self._message_time
+        if when is None or when is True:
+            when = _dt.datetime.now(_dt.timezone.utc)
+        if when is not False:
+            text = generalized_time(when).encode()  # type: ignore[arg-type]
+            explicit(0, h(0x18, len(text)) + text)
+        if self._protection_alg is not None:
+            explicit(1, codec.encode(self._protection_alg))  # type: ignore[arg-type]
+        octets(2, self._sender_kid)
+        octets(3, self._recip_kid)
+        octets(4, self._transaction_id or random_bytes())
+        octets(5, self._sender_nonce or random_bytes())
+        octets(6, self._recip_nonce)
+        if self._free_text:
+            texts = b"".join(h(0x0C, len(t.encode())) + t.encode() for t in self._free_text)
+            explicit(7, h(0x30, len(texts)) + texts)
+        if self._general_info:
+            items = []
+            for oid, der in self._general_info:
+                item = _oid_der(oid) + (der or b"")
+                items.append(h(0x30, len(item)) + item)
+            seq = b"".join(items)
+            explicit(8, h(0x30, len(seq)) + seq)
+        content = b"".join(out)
+        return h(0x30, len(content)) + content
+
+
+_OID_DER: dict[str, bytes] = {}
+
+
+def _oid_der(oid: str) -> bytes:
+    der = _OID_DER.get(oid)
+    if der is None:
+        der = _OID_DER[oid] = codec.encode(univ.ObjectIdentifier(oid))
+    return der
 
 
 def generalized_time(when: _dt.datetime) -> str:

@@ -133,25 +133,24 @@ def name_to_asn1(name: x509.Name | str, spec: rfc5280.Name | None = None) -> rfc
     return codec.value_from_der(spec if spec is not None else rfc5280.Name(), _name_der(parse_dn(name)))
 
 
-def general_name(value: x509.Name | str | x509.GeneralName, spec: rfc5280.GeneralName | None = None) -> rfc5280.GeneralName:
-    """A pyasn1 GeneralName: a directoryName for names/DN strings, or the given GeneralName."""
+def general_name_der(value: x509.Name | str | x509.GeneralName) -> bytes:
+    """DER of a GeneralName: a directoryName for names/DN strings, or the given GeneralName."""
     if isinstance(value, (str, x509.Name)):
         inner = _name_der(parse_dn(value))
-        der = codec.der_header(0xA4, len(inner)) + inner
-    elif isinstance(value, x509.DirectoryName):
+        return codec.der_header(0xA4, len(inner)) + inner
+    if isinstance(value, x509.DirectoryName):
         inner = _name_der(value.value)
-        der = codec.der_header(0xA4, len(inner)) + inner
-    elif isinstance(value, x509.RFC822Name):
-        raw = value.value.encode("ascii")
-        der = codec.der_header(0x81, len(raw)) + raw
-    elif isinstance(value, x509.DNSName):
-        raw = value.value.encode("ascii")
-        der = codec.der_header(0x82, len(raw)) + raw
-    elif isinstance(value, x509.UniformResourceIdentifier):
-        raw = value.value.encode("ascii")
-        der = codec.der_header(0x86, len(raw)) + raw
-    else:
-        raise UsageError(f"unsupported GeneralName {value!r}")
+        return codec.der_header(0xA4, len(inner)) + inner
+    for kind, tag_byte in ((x509.RFC822Name, 0x81), (x509.DNSName, 0x82), (x509.UniformResourceIdentifier, 0x86)):
+        if isinstance(value, kind):
+            raw = value.value.encode("ascii")
+            return codec.der_header(tag_byte, len(raw)) + raw
+    raise UsageError(f"unsupported GeneralName {value!r}")
+
+
+def general_name(value: x509.Name | str | x509.GeneralName, spec: rfc5280.GeneralName | None = None) -> rfc5280.GeneralName:
+    """A pyasn1 GeneralName: a directoryName for names/DN strings, or the given GeneralName."""
+    der = general_name_der(value)
     if spec is None:
         return codec.decode(der, rfc5280.GeneralName(), strict=False)
     return codec.value_from_der(spec, der)

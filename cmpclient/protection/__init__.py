@@ -5,6 +5,7 @@ Public API (see :mod:`.protect`, :mod:`.mac`, :mod:`.signature`, :mod:`.trust`):
     MACProtection(secret, params=None, sender_kid=None)
     SignatureProtection(private_key, cert, chain=(), digest="sha256", rsa_pss=False)
     protect_message(message, protection) -> new PKIMessage
+    protect_der(header_der, body_der, protection, extra_certs=()) -> DER  (the fast path)
     verify_protection(message_der, message=None, *, secret, trusted, pinned, untrusted,
                       max_pbm_iterations=10000, require_key_usage=True, at_time=None)
         -> VerifiedProtection(kind, algorithm, signer_cert, chain)
@@ -19,6 +20,7 @@ from cmpclient.protection.protect import (
     Protection,
     SignatureProtection,
     VerifiedProtection,
+    protect_der,
     protect_message,
     verify_protection,
 )
@@ -39,6 +41,7 @@ __all__ = [
     "Protection",
     "VerifiedProtection",
     "protect_message",
+    "protect_der",
     "verify_protection",
     "PBMParams",
     "PBMAC1Params",

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence, Union
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyasn1.type import univ
 from pyasn1_modules import rfc5280
@@ -31,7 +32,7 @@ from cmpclient.asn1 import cmp, codec, oids
 from cmpclient.errors import ProtectionError, UsageError
 from cmpclient.protection import mac as _mac
 from cmpclient.protection import signature as _sig
-from cmpclient.protection.trust import describe, subject_key_identifier, verify_signer
+from cmpclient.protection.trust import describe, load_der_certificate, subject_key_identifier, verify_signer
 
 
 class MACProtection:
@@ -145,39 +146,57 @@ def _copy_alg(src: rfc5280.AlgorithmIdentifier, dst: rfc5280.AlgorithmIdentifier
         dst["parameters"] = univ.Any(bytes(src["parameters"]))
 
 
+def protect_der(
+    header_der: bytes,
+    body_der: bytes,
+    protection: Protection | None,
+    extra_certs: Sequence[bytes] = (),
+) -> bytes:
+    """The DER of a PKIMessage from the DER of its header and body, protected.
+
+    The header must already carry protectionAlg (and senderKID) for ``protection``.  The
+    protection is computed over ``SEQUENCE { header, body }`` made of exactly these bytes,
+    and the message is assembled as bytes: nothing is re-encoded (pyasn1 encoding is the
+    dominant cost of building a message).  ``extraCerts`` are the protection's certificates
+    first, then ``extra_certs`` not among them.  ``protection=None`` gives an unprotected
+    message.
+    """
+    inner = header_der + body_der
+    parts = [inner]
+    if protection is not None:
+        value = protection.compute(codec.der_header(0x30, len(inner)) + inner)
+        bits = b"\x00" + value
+        bit_string = codec.der_header(0x03, len(bits)) + bits
+        parts.append(codec.der_header(0xA0, len(bit_string)) + bit_string)
+    certs: list[bytes] = list(protection.extra_certs()) if protection is not None else []
+    for der in extra_certs:
+        if der not in certs:
+            certs.append(bytes(der))
+    if certs:
+        seq = b"".join(certs)
+        seq = codec.der_header(0x30, len(seq)) + seq
+        parts.append(codec.der_header(0xA1, len(seq)) + seq)
+    content = b"".join(parts)
+    return codec.der_header(0x30, len(content)) + content
+
+
 def protect_message(message: cmp.PKIMessage, protection: Protection) -> cmp.PKIMessage:
     """Return a **new** protected copy of ``message``; ``message`` itself is not modified.
 
     Sets header.protectionAlg, header.senderKID (only when the header has none and the
     protection has one), computes the protection over DER(ProtectedPart) and sets
     ``protection`` and ``extraCerts`` (the protection's certificates first, then the
-    message's existing extraCerts that are not among them).
+    message's existing extraCerts that are not among them).  Code that only needs the
+    bytes should build the header with protectionAlg and use :func:`protect_der`.
     """
-    out = codec.decode(codec.encode(message), cmp.PKIMessage(), what="PKIMessage")  # deep copy
-    header = out["header"]
+    header = codec.decode(codec.encode(message["header"]), cmp.PKIHeader(), what="PKIHeader", strict=False)
     _copy_alg(protection.algorithm_identifier(), header["protectionAlg"])
     kid = protection.sender_kid()
     if kid is not None and not header["senderKID"].isValue:
         header["senderKID"] = header["senderKID"].clone(kid)
-
-    # Any previous protection is over a different header: drop it before re-encoding.
-    ders = list(protection.extra_certs())
-    if out["extraCerts"].isValue:
-        for cert in out["extraCerts"]:
-            der = codec.any_der(cert)
-            if der not in ders:
-                ders.append(der)
-    fresh = cmp.PKIMessage()
-    fresh["header"] = header
-    fresh["body"] = out["body"]
-    protected = codec.protected_part(codec.encode(fresh))
-    value = protection.compute(protected)
-    fresh["protection"] = fresh.componentType["protection"].asn1Object.clone(hexValue=value.hex())
-    if ders:
-        certs = fresh["extraCerts"]
-        for der in ders:
-            certs.append(cmp.CMPCertificate(der))
-    return fresh
+    existing = [codec.any_der(c) for c in message["extraCerts"]] if message["extraCerts"].isValue else []
+    der = protect_der(codec.encode(header), codec.encode(message["body"]), protection, existing)
+    return codec.decode(der, cmp.PKIMessage(), what="PKIMessage", strict=False)
 
 
 @dataclass(frozen=True)
@@ -254,7 +273,7 @@ def _load_extra_certs(message: cmp.PKIMessage) -> list[x509.Certificate]:
         return certs
     for i, item in enumerate(message["extraCerts"]):
         try:
-            certs.append(x509.load_der_x509_certificate(codec.any_der(item)))
+            certs.append(load_der_certificate(codec.any_der(item)))
         except ValueError as exc:
             raise ProtectionError(f"extraCerts[{i}] is not a valid X.509 certificate: {exc}", fail_info="badDataFormat") from exc
     return certs
@@ -289,6 +308,9 @@ def _verify_signature(ctx: _Context) -> VerifiedProtection:
             _sig.verify(cert.public_key(), ctx.alg, ctx.protected, ctx.value)  # type: ignore[arg-type]
         except ProtectionError as exc:
             last_error = exc
+            continue
+        except UnsupportedAlgorithm as exc:  # an extraCert whose key type we cannot use
+            last_error = ProtectionError(f"unsupported key in '{describe(cert)}': {exc}", fail_info="badAlg")
             continue
         signer = cert
         break

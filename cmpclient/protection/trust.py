@@ -28,13 +28,34 @@ import datetime
 from typing import Iterable, Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from cmpclient.errors import TrustError
 
 #: Longest chain we build (signer + intermediates + anchor).
 MAX_CHAIN_LENGTH = 10
+
+
+def load_der_certificate(der: bytes) -> x509.Certificate:
+    """A DER certificate from a message, with the fields cryptography parses lazily
+    (names, public key, extensions, validity) checked now: a malformed one raises
+    ValueError here instead of deep inside a chain or signature check (issue #6 fuzzing).
+    An unsupported key algorithm is not malformed and stays for the caller to judge."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except x509.InvalidVersion as exc:
+        raise ValueError(f"malformed certificate: {exc}") from exc
+    try:
+        cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc  # noqa: B018
+        cert.extensions  # noqa: B018
+        try:
+            cert.public_key()
+        except UnsupportedAlgorithm:
+            pass
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        raise ValueError(f"malformed certificate: {exc}") from exc
+    return cert
 
 
 def describe(cert: x509.Certificate) -> str:
@@ -128,7 +149,7 @@ def _signature_ok(issuer: x509.Certificate, cert: x509.Certificate) -> str | Non
         cert.verify_directly_issued_by(issuer)
     except InvalidSignature:
         return f"the signature of '{describe(cert)}' does not verify with the key of '{describe(issuer)}'"
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         return f"'{describe(issuer)}' cannot have issued '{describe(cert)}': {exc}"
     return None
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyasn1.type import char, univ
 from pyasn1_modules import rfc5280
@@ -34,6 +35,7 @@ from cmpclient.asn1 import codec, oids
 from cmpclient.errors import CMPClientError, DecodeError, ProtectionError
 from cmpclient.protection import PBMAC1Params, PBMParams, verify_protection, verify_signer
 from cmpclient.protection import signature as _sig
+from cmpclient.protection.trust import load_der_certificate
 
 if TYPE_CHECKING:  # pragma: no cover
     from cmpclient.testca.handlers import Request
@@ -130,13 +132,15 @@ def verify_signature_by(req: "Request", cert: x509.Certificate) -> None:
         _sig.verify(cert.public_key(), alg, codec.protected_part(req.der), req.msg["protection"].asOctets())  # type: ignore[arg-type]
     except (ProtectionError, DecodeError) as exc:
         raise NotApplicable(f"the signature does not verify with the extraCerts signer ({exc.message})") from exc
+    except UnsupportedAlgorithm as exc:
+        raise NotApplicable(f"the extraCerts signer's key is not supported ({exc})") from exc
 
 
 def extra_certs(req: "Request") -> list[x509.Certificate]:
     out = []
     for der in req.parsed.extra_certs:
         try:
-            out.append(x509.load_der_x509_certificate(der))
+            out.append(load_der_certificate(der))
         except ValueError as exc:
             raise NotApplicable(f"an extraCerts entry is not a valid certificate ({exc})") from exc
     return out

@@ -228,6 +228,23 @@ response_protection = "pbe"
 strict = true
 ca_pubs = "chain"
 allow_same_key_renewal = false
+
+# Indirect proof of possession (RFC 9810 section 5.2.8.3.2, RFC 4211 section 4.2/4.3):
+# keyEncipherment (RSA) or keyAgreement (EC) with subsequentMessage encrCert. The certificate
+# comes back encrypted to its own key and certConf's certHash is the proof; strict, so a
+# missing or wrong certHash revokes the certificate. EJBCA answers badPOP, as the other
+# aliases do (allow_indirect_popo is off by default).
+[alias.indirect]
+mode = "ra"
+auth_modules = ["HMAC"]
+hmac_secret = "password"
+ra_name_generation = { scheme = "DN", parameter = "CN" }
+ca = "ManagementCA"
+cert_profile = "CMP_CERT"
+ee_profile = "CMP_ENTITY"
+response_protection = "signature"
+strict = true
+allow_indirect_popo = true
 """
 
 
@@ -313,6 +330,7 @@ class AliasConfig:
     ee_cert_authorises: str = "admin"  #: RA mode signer: "admin" (RA admins) or "subject" (its own subject)
     allow_ra_verify: bool = False
     allow_server_keygen: bool = False
+    allow_indirect_popo: bool = False  #: keyEncipherment/keyAgreement POPO with encrCert (RFC 9810 §5.2.8.3.2)
     allow_same_key_renewal: bool = True
     allow_automatic_key_update: bool = False
     allow_cmpv3: bool = True
@@ -342,6 +360,8 @@ class AliasConfig:
             parts.append("strict")
         if self.allow_server_keygen:
             parts.append("server-keygen")
+        if self.allow_indirect_popo:
+            parts.append("indirect-popo")
         if self.nested_trusted_dir:
             parts.append(f"nested-trust={self.nested_trusted_dir}")
         return " ".join(parts)

@@ -424,10 +424,14 @@ class Engine:
         if req.body_type == "p10cr":
             try:
                 csr = x509.load_der_x509_csr(bytes(req.msg["body"]["p10cr"]))
+                # cryptography parses these lazily: a malformed key or name raises here, not later
+                spki = csr.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+                subject = csr.subject
             except ValueError as exc:
                 raise Refusal("badDataFormat", f"p10cr does not carry a valid PKCS#10 request: {exc}") from exc
-            spki = csr.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-            return [CertReqItem(0, csr.subject, spki, False, csr=csr)]
+            except UnsupportedAlgorithm as exc:
+                raise Refusal("badAlg", f"p10cr: unsupported public key: {exc}") from exc
+            return [CertReqItem(0, subject, spki, False, csr=csr)]
         items = []
         for crm in req.msg["body"][req.body_type]:
             cr = crm["certReq"]
@@ -546,6 +550,12 @@ class Engine:
                 continue
             rec = self.store.find_by_fingerprint(fingerprint(cert_der))
             issued.append((item.cert_req_id, rec.id if rec else 0, cert_der))
+            if _indirect_popo(item) is not None:
+                # Indirect POPO (RFC 9810 section 5.2.8.3.2): the certificate travels encrypted
+                # to its own key; certConf's certHash proves the requester could decrypt it.
+                enc = self.encrypt_certificate(req, cert_der)
+                responses.append(B.cert_response(item.cert_req_id, "accepted", encrypted_cert=enc))
+                continue
             responses.append(B.cert_response(item.cert_req_id, "accepted", cert_der=cert_der, private_key=key_blob))
         return responses, issued
 
@@ -588,7 +598,10 @@ class Engine:
             cert, _ = ca.issue(
                 self.store, subject=subject, public_key=public_key, profile=profile, username=username,
                 not_before=item.not_before, not_after=item.not_after, key_usage_names=ku, ext_key_usages=eku, san=san,
-                confirmed=not strict or req.header.implicit_confirm, transaction_id=req.header.transaction_id,
+                # A certificate delivered encrypted (indirect POPO) awaits its proof: it stays
+                # unconfirmed until certConf carries the right certHash, whatever the alias.
+                confirmed=(not strict or req.header.implicit_confirm) and _indirect_popo(item) is None,
+                transaction_id=req.header.transaction_id,
             )
         except IssuanceError as exc:
             raise Refusal(exc.fail_info, exc.message, form="reject") from exc
@@ -628,6 +641,9 @@ class Engine:
             if not req.alias.allow_ra_verify or req.alias.mode != "ra":
                 raise Refusal("badPOP", "raVerified proof of possession is not allowed on this alias", form="reject")
             return
+        if kind in ("keyEncipherment", "keyAgreement"):
+            self.check_indirect_popo(req, item, public_key, kind)
+            return
         if kind != "signature":
             raise Refusal("badPOP", f"{kind} proof of possession is not supported by this CA", form="reject")
         sk = popo["signature"]
@@ -652,6 +668,92 @@ class Engine:
             _sig.verify(public_key, alg, data, sk["signature"].asOctets())
         except ProtectionError as exc:
             raise Refusal("badPOP", f"proof of possession signature does not verify: {exc.message}", form="reject") from exc
+
+    def check_indirect_popo(self, req: Request, item: CertReqItem, public_key: Any, kind: str) -> None:
+        """keyEncipherment / keyAgreement POPO (RFC 4211 section 4.2/4.3, RFC 9810 section 5.2.8.3).
+
+        Only the indirect method is accepted: ``subsequentMessage encrCert``, the certificate
+        returned encrypted to the certified key (EncryptedValue for CMPv2 requests, RSA only;
+        EnvelopedData for CMPv3, ktri for RSA and kari ECDH for EC keys).  The proof itself is
+        checked when certConf arrives (:meth:`check_indirect_proof`).
+        """
+        if not req.alias.allow_indirect_popo:
+            # EJBCA verifies signature (and raVerified) POPO only; everything else is badPOP.
+            raise Refusal("badPOP", f"{kind} proof of possession is not supported by this CA", form="reject")
+        choice = item.msg["popo"][kind].getName()
+        if choice == "thisMessage":
+            raise Refusal("badPOP", f"{kind} POPO with thisMessage (the private key sent encrypted in the request) is "
+                          "deprecated by RFC 9810 section 5.2.8.3 and not accepted; use subsequentMessage encrCert",
+                          form="reject")
+        if choice != "subsequentMessage":
+            raise Refusal("badPOP", f"{kind} POPO with {choice} is not supported by this CA; use subsequentMessage encrCert",
+                          form="reject")
+        if int(item.msg["popo"][kind]["subsequentMessage"]) != 0:
+            raise Refusal("badPOP", f"{kind} POPO with subsequentMessage challengeResp (the direct method) is not supported "
+                          "by this CA; use encrCert", form="reject")
+        if kind == "keyEncipherment" and not isinstance(public_key, rsa.RSAPublicKey):
+            raise Refusal("badPOP", f"keyEncipherment POPO needs a key-transport (RSA) key, not {_key_kind(public_key)}"
+                          + ("; use keyAgreement for an EC key" if isinstance(public_key, ec.EllipticCurvePublicKey) else ""),
+                          form="reject")
+        if kind == "keyAgreement":
+            if not isinstance(public_key, ec.EllipticCurvePublicKey):
+                raise Refusal("badPOP", f"keyAgreement POPO needs an EC (ECDH) key, not {_key_kind(public_key)}", form="reject")
+            if req.header.pvno < 3:
+                raise Refusal("badPOP", "keyAgreement POPO with encrCert needs CMPv3 (pvno 3): a CMPv2 response can carry the "
+                              "encrypted certificate only as EncryptedValue, which cannot be encrypted to an EC key", form="reject")
+
+    def encrypt_certificate(self, req: Request, cert_der: bytes) -> Any:
+        """The issued certificate encrypted to its own public key (CertOrEncCert.encryptedCert).
+
+        CMPv3: EnvelopedData (RFC 9810 section 5.2.2: the certificate directly in
+        encryptedContent, content type id-data, unsigned), one recipient identified by the new
+        certificate's issuerAndSerialNumber: ktri RSAES-OAEP-SHA256 or kari ECDH ephemeral-static
+        (X9.63 SHA-256 KDF, AES-256 wrap); content AES-256-CBC.  CMPv2: EncryptedValue
+        (RFC 4211 section 2.2: AES-256-CBC, content key under RSA PKCS#1 v1.5).
+        """
+        from cmpclient.keys import KeyAgreeRecipient, KeyTransRecipient, encrypt_encrypted_value, envelope
+
+        cert = x509.load_der_x509_certificate(cert_der)
+        pub = cert.public_key()
+        if req.header.pvno < 3:
+            return B.encrypted_key(encrypted_value_der=encrypt_encrypted_value(cert_der, pub))
+        recipient: Any = KeyTransRecipient(cert) if isinstance(pub, rsa.RSAPublicKey) else KeyAgreeRecipient(cert)
+        return B.encrypted_key(enveloped_data_der=envelope(cert_der, recipients=[recipient]))
+
+    def check_indirect_proof(self, req: Request, entries: Sequence[Any], awaiting: dict[str, int]) -> None:
+        """certConf for certificates delivered encrypted: the right certHash is the proof of
+        possession (RFC 9810 section 5.2.8.3.2).  Proven certificates become confirmed.  A
+        missing entry or a wrong certHash: a strict alias revokes the certificate and answers
+        badPOP; other aliases answer pkiconf like EJBCA and leave it unconfirmed."""
+        failures = []
+        for rid, cid in awaiting.items():
+            rec = self.store.get_certificate(cid)
+            if rec is None:
+                continue
+            entry = next((e for e in entries if str(e.cert_req_id) == rid), None)
+            problem = None
+            if entry is None:
+                problem = f"certConf does not confirm certReqId {rid}, whose certificate was delivered encrypted"
+            elif entry.status is not None and entry.status.status == "rejection":
+                continue  # the client rejects it; the certConf handling below deals with that
+            else:
+                try:
+                    ok = entry.cert_hash == _cert_hash(rec.der, entry.hash_alg)
+                except Refusal:
+                    ok = False
+                if not ok:
+                    problem = f"certHash for certReqId {rid} does not match the encrypted certificate"
+            if problem is None:
+                self.store.set_confirmed(cid)
+            elif req.alias.strict:
+                self.store.revoke(cid, reason=0)
+                log.info("test CA: indirect POPO failed for certificate %s (%s); revoked", cid, problem)
+                failures.append(problem)
+            else:
+                log.warning("test CA: indirect POPO not proven for certificate %s (%s); left unconfirmed", cid, problem)
+        if failures:
+            self._tx_state(req, "closed", pending=None)
+            raise Refusal("badPOP", "; ".join(failures) + ": proof of possession failed, the certificate is revoked")
 
     def check_public_key_mac(self, req: Request, value: Any, spki_der: bytes) -> None:
         from cmpclient.protection import mac as _mac
@@ -727,7 +829,11 @@ class Engine:
     def cert_response_message(self, req: Request, kind: str, responses: list[Any], issued: list[tuple[int, int, bytes]],
                               ca: CertificateAuthority) -> bytes:
         alias = req.alias
-        implicit = req.header.implicit_confirm and bool(issued)
+        indirect = {it.cert_req_id for it in req.items if _indirect_popo(it) is not None}
+        # Certificates awaiting their indirect proof of possession (certConf's certHash):
+        # never implicitly confirmed (RFC 9810 section 5.2.8.3.2).
+        awaiting = {str(rid): cid for rid, cid, _ in issued if rid in indirect}
+        implicit = req.header.implicit_confirm and bool(issued) and not awaiting
         ca_pubs = self.ca_pubs(alias, ca) if issued else []
         cert_ids = {str(rid): cid for rid, cid, _ in issued}
         if req.body_type == "p10cr":
@@ -740,10 +846,12 @@ class Engine:
                        "ca": ca.name, "cert_ids": cert_ids}
         if alias.faults.poll_count > 0 and responses:
             pending = {"kind": kind, "responses": [codec.encode(r).hex() for r in responses], "ca_pubs": [c.hex() for c in ca_pubs],
-                       "implicit": implicit, "final_state": state}
+                       "implicit": implicit, "final_state": state, "awaiting_proof": awaiting}
             self._tx_state(req, "polling", pending=pending, response_body=kind, **auth_fields)
             waiting = [B.cert_response(int(r["certReqId"]), "waiting") for r in responses]
             return self.respond(req, B.cert_rep_body(kind, waiting), ca=ca)
+        if awaiting:
+            auth_fields["pending"] = {"awaiting_proof": awaiting}
         self._tx_state(req, state, response_body=kind, **auth_fields)
         body = B.cert_rep_body(kind, responses, ca_pubs=ca_pubs)
         return self.respond(req, body, ca=ca, implicit_confirm=implicit, extra_certs=ca.chain_der() if issued else ())
@@ -808,7 +916,8 @@ class Engine:
             return self.respond(req, B.poll_rep_body(entries))
         kind = pending["kind"]
         ca_pubs = [bytes.fromhex(h) for h in pending["ca_pubs"]]
-        self._tx_state(req, pending["final_state"], pending=None)
+        awaiting = pending.get("awaiting_proof")
+        self._tx_state(req, pending["final_state"], pending={"awaiting_proof": awaiting} if awaiting else None)
         ca = req.ca or self.default_ca(req.alias)
         return self.respond(req, B.cert_rep_body(kind, responses, ca_pubs=ca_pubs), ca=ca,
                             implicit_confirm=bool(pending["implicit"]), extra_certs=ca.chain_der())
@@ -825,6 +934,9 @@ class Engine:
             return self.respond(req, B.pkiconf_body())  # EJBCA answers pkiconf and ignores the content
         self.reauthenticate(req, tx)
         entries = req.parsed.content or ()
+        awaiting = tx.pending.get("awaiting_proof") if isinstance(tx.pending, dict) and tx.state != "polling" else None
+        if awaiting:
+            self.check_indirect_proof(req, entries, awaiting)
         if alias.strict:
             if tx.state != "awaiting_conf":
                 raise Refusal("badRequest", f"no certificate awaits confirmation in this transaction (state {tx.state})")
@@ -847,9 +959,9 @@ class Engine:
         else:
             for entry in entries:
                 cid = tx.cert_ids.get(str(entry.cert_req_id))
-                if cid is not None:
-                    self.store.set_confirmed(cid)
-        self._tx_state(req, "closed")
+                if cid is not None and str(entry.cert_req_id) not in (awaiting or {}):
+                    self.store.set_confirmed(cid)  # an indirect-POPO certificate only by its proof (above)
+        self._tx_state(req, "closed", **({"pending": None} if awaiting else {}))
         return self.respond(req, B.pkiconf_body())
 
     # --- kur -------------------------------------------------------------------------------------------------
@@ -1074,6 +1186,28 @@ def _ku_bit(ku: x509.KeyUsage, attr: str) -> bool:
         return bool(getattr(ku, attr))
     except ValueError:  # encipher_only/decipher_only without keyAgreement
         return False
+
+
+def _indirect_popo(item: CertReqItem) -> str | None:
+    """keyEncipherment/keyAgreement when ``item`` asks for the indirect POPO method
+    (subsequentMessage encrCert) for a key of its own; None otherwise."""
+    if item.msg is None or item.wants_server_key:
+        return None
+    popo = item.msg["popo"]
+    if not popo.isValue or popo.getName() not in ("keyEncipherment", "keyAgreement"):
+        return None
+    priv = popo[popo.getName()]
+    if priv.getName() != "subsequentMessage" or int(priv["subsequentMessage"]) != 0:
+        return None
+    return popo.getName()
+
+
+def _key_kind(public_key: Any) -> str:
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return "an RSA key"
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return "an EC key"
+    return f"a {type(public_key).__name__.removeprefix('_').replace('PublicKey', '')} key"
 
 
 _SCRATCH: list[Any] = []

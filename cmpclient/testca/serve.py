@@ -46,6 +46,8 @@ log = logging.getLogger("cmpclient.testca.serve")
 #: Tests and scripts parse the line that starts with this to learn the port.
 LISTEN_LINE_PREFIX = "cmpclient serve: listening on "
 GRACEFUL_TIMEOUT = 10
+#: Seconds a client connection may stay silent (slow or stalled clients are dropped).
+CLIENT_TIMEOUT = 30.0
 
 
 def _open_ca(config: Path | None, data_dir: Path) -> Any:
@@ -78,7 +80,8 @@ class _QuietHandler(WSGIRequestHandler):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        self.connection.settimeout(30)
+        # Bounds a slow client (request line, headers, body) and a slow reader of our answer.
+        self.connection.settimeout(self.server.client_timeout)  # type: ignore[attr-defined]
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - wsgiref's name
         log.debug("%s - %s", self.address_string(), format % args)
@@ -93,8 +96,9 @@ class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, sock: socket.socket, app: Callable) -> None:
+    def __init__(self, sock: socket.socket, app: Callable, *, client_timeout: float = CLIENT_TIMEOUT) -> None:
         super().__init__(sock.getsockname()[:2], _QuietHandler, bind_and_activate=False)
+        self.client_timeout = client_timeout
         self.socket.close()
         self.socket = sock
         self.server_address = sock.getsockname()[:2]

@@ -43,6 +43,10 @@ __all__ = [
     "DEFAULT_ALIAS",
     "make_app",
     "alias_from_path",
+    "HTTPRefusal",
+    "read_cmp_request",
+    "plain_response",
+    "cmp_response",
 ]
 
 log = logging.getLogger("cmpclient.testca.http")
@@ -66,15 +70,22 @@ class _CA(Protocol):
     def handle(self, alias: str, der: bytes) -> tuple[int, bytes]: ...
 
 
-class _PathError(Exception):
-    def __init__(self, status: int, text: str):
+class HTTPRefusal(Exception):
+    """A request refused at the HTTP level: ``status``, a short ``text``, extra ``headers``."""
+
+    def __init__(self, status: int, text: str, headers: Iterable[tuple[str, str]] = ()):
         super().__init__(text)
         self.status = status
         self.text = text
+        self.headers = list(headers)
+
+
+#: The name this module used before :class:`HTTPRefusal` was shared with the CMP proxy.
+_PathError = HTTPRefusal
 
 
 def alias_from_path(path: str) -> str:
-    """The alias a request path names, or :class:`_PathError` (400 or 404).
+    """The alias a request path names, or :class:`HTTPRefusal` (400 or 404).
 
     >>> alias_from_path("/ejbca/publicweb/cmp/ra")
     'ra'
@@ -91,17 +102,18 @@ def alias_from_path(path: str) -> str:
         if candidate.endswith("/"):
             candidate = candidate[:-1]
         if not candidate:
-            raise _PathError(404, "no CMP alias in the path; use /ejbca/publicweb/cmp/<alias>")
+            raise HTTPRefusal(404, "no CMP alias in the path; use /ejbca/publicweb/cmp/<alias>")
     if "/" in candidate:
-        raise _PathError(404, "not a CMP path; use /ejbca/publicweb/cmp/<alias>")
+        raise HTTPRefusal(404, "not a CMP path; use /ejbca/publicweb/cmp/<alias>")
     if len(candidate) > MAX_ALIAS_LENGTH:
-        raise _PathError(400, f"CMP alias longer than {MAX_ALIAS_LENGTH} characters")
+        raise HTTPRefusal(400, f"CMP alias longer than {MAX_ALIAS_LENGTH} characters")
     if not _ALIAS_CHARS.fullmatch(candidate):
-        raise _PathError(400, "CMP alias may contain only letters, digits, '-' and '_'")
+        raise HTTPRefusal(400, "CMP alias may contain only letters, digits, '-' and '_'")
     return candidate
 
 
-def _plain(start_response: StartResponse, status: int, text: str, extra: Iterable[tuple[str, str]] = ()) -> list[bytes]:
+def plain_response(start_response: StartResponse, status: int, text: str, extra: Iterable[tuple[str, str]] = ()) -> list[bytes]:
+    """A short ``text/plain`` answer (HTTP errors), with the no-cache headers."""
     body = (text.rstrip("\n") + "\n").encode("utf-8")
     headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
     headers += _NO_CACHE
@@ -117,6 +129,7 @@ _STATUS_LINES = {
     405: "405 Method Not Allowed",
     411: "411 Length Required",
     413: "413 Payload Too Large",
+    500: "500 Internal Server Error",
     503: "503 Service Unavailable",
 }
 
@@ -144,6 +157,38 @@ def _system_failure_der(text: str) -> bytes:
     return encode_message(assemble(header, error_body("rejection", fail_info=["systemFailure"], texts=[text])))
 
 
+def read_cmp_request(
+    environ: dict, alias_exists: Callable[[str], bool], *, max_body_size: int = MAX_BODY_SIZE
+) -> tuple[str, bytes]:
+    """Apply the HTTP rules of the module docstring; return ``(alias, body)``.
+
+    Raises :class:`HTTPRefusal` for a bad path or alias (400/404), an alias that
+    ``alias_exists`` does not know (404, before a single body byte is read), another
+    method than POST (405), and a missing, malformed, too large or short body (400).
+    Shared by the test CA and the CMP proxy, so both refuse exactly the same requests.
+    """
+    path = environ.get("PATH_INFO") or "/"
+    alias = alias_from_path(path)
+    # Checked before the body is read: a stranger's upload costs us nothing.
+    if not alias_exists(alias):
+        raise HTTPRefusal(404, f"unknown CMP alias {alias!r}")
+    method = environ.get("REQUEST_METHOD", "GET").upper()
+    if method != "POST":
+        raise HTTPRefusal(405, "only POST carries CMP messages", [("Allow", "POST")])
+    raw_length = (environ.get("CONTENT_LENGTH") or "").strip()
+    if not raw_length:
+        raise HTTPRefusal(400, "Content-Length is required")
+    if not (raw_length.isascii() and raw_length.isdigit()):
+        raise HTTPRefusal(400, "malformed Content-Length")
+    length = int(raw_length)
+    if length > max_body_size:
+        raise HTTPRefusal(400, f"CMP message larger than {max_body_size} bytes")
+    body = _read_body(environ["wsgi.input"], length)
+    if body is None:
+        raise HTTPRefusal(400, "request body shorter than its Content-Length")
+    return alias, body
+
+
 def make_app(ca: _CA, *, max_body_size: int = MAX_BODY_SIZE) -> Callable[[dict, StartResponse], list[bytes]]:
     """A WSGI application serving ``ca`` (see the module docstring for the HTTP rules).
 
@@ -161,45 +206,28 @@ def make_app(ca: _CA, *, max_body_size: int = MAX_BODY_SIZE) -> Callable[[dict, 
                 der = _system_failure_der("internal error in the test CA; see its log")
             except Exception:  # pragma: no cover - the message layer itself is broken
                 log.exception("cannot even build a CMP error message")
-                return _plain(start_response, 503, "internal error in the test CA; see its log")
-            return _cmp(start_response, 200, der)
+                return plain_response(start_response, 503, "internal error in the test CA; see its log")
+            return cmp_response(start_response, 200, der)
 
     def _serve(environ: dict, start_response: StartResponse) -> list[bytes]:
-        path = environ.get("PATH_INFO") or "/"
         try:
-            alias = alias_from_path(path)
-        except _PathError as exc:
-            return _plain(start_response, exc.status, exc.text)
-        # Checked before the body is read: a stranger's upload costs us nothing.
-        if not ca.alias_exists(alias):
-            return _plain(start_response, 404, f"unknown CMP alias {alias!r}")
-        method = environ.get("REQUEST_METHOD", "GET").upper()
-        if method != "POST":
-            return _plain(start_response, 405, "only POST carries CMP messages", [("Allow", "POST")])
-        raw_length = (environ.get("CONTENT_LENGTH") or "").strip()
-        if not raw_length:
-            return _plain(start_response, 400, "Content-Length is required")
-        if not (raw_length.isascii() and raw_length.isdigit()):
-            return _plain(start_response, 400, "malformed Content-Length")
-        length = int(raw_length)
-        if length > max_body_size:
-            return _plain(start_response, 400, f"CMP message larger than {max_body_size} bytes")
-        body = _read_body(environ["wsgi.input"], length)
-        if body is None:
-            return _plain(start_response, 400, "request body shorter than its Content-Length")
+            alias, body = read_cmp_request(environ, ca.alias_exists, max_body_size=max_body_size)
+        except HTTPRefusal as refusal:
+            return plain_response(start_response, refusal.status, refusal.text, refusal.headers)
         status, der = ca.handle(alias, body)
         if status == 200 or (400 <= status < 500 and der[:1] == b"\x30"):
-            return _cmp(start_response, status, der)
+            return cmp_response(start_response, status, der)
         if 400 <= status < 500:
-            return _plain(start_response, status, der.decode("utf-8", "replace") or "request refused by the CA")
+            return plain_response(start_response, status, der.decode("utf-8", "replace") or "request refused by the CA")
         # A 5xx (or anything odd) from the CA still reaches the client as a CMP error.
         log.error("CA answered HTTP %s for alias %r; sending a CMP systemFailure instead", status, alias)
-        return _cmp(start_response, 200, _system_failure_der("internal error in the test CA; see its log"))
+        return cmp_response(start_response, 200, _system_failure_der("internal error in the test CA; see its log"))
 
     return app
 
 
-def _cmp(start_response: StartResponse, status: int, der: bytes) -> list[bytes]:
-    headers = [("Content-Type", CMP_CONTENT_TYPE), ("Content-Length", str(len(der)))] + _NO_CACHE
+def cmp_response(start_response: StartResponse, status: int, der: bytes, content_type: str = CMP_CONTENT_TYPE) -> list[bytes]:
+    """An answer carrying ``der`` (a CMP message unless ``content_type`` says otherwise)."""
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(der)))] + _NO_CACHE
     start_response(_STATUS_LINES.get(status, f"{status} Error"), headers)
     return [der]

@@ -1,0 +1,185 @@
+"""Run scenarios and judge them: every outcome becomes one :class:`ScenarioResult`.
+
+Judging rules (documented in the README's "Conformance check" section):
+
+* positive scenario returns an Observation -> PASS; with an observed EJBCA deviation ->
+  EJBCA-COMPATIBLE under ``ejbca``, FAIL under ``rfc``;
+* the server rejects a positive scenario -> UNSUPPORTED when its failInfo is one the
+  scenario lists as "not offered" (badAlg, unsupportedVersion; badPOP for POPO methods ...)
+  or its text says so ("not supported", "not allowed", "unexpected pvno" ...), else FAIL;
+* negative scenario: a rejection (error, rejection status, HTTP 4xx/5xx) -> PASS; an
+  acceptance -> FAIL, or EJBCA-COMPATIBLE when it is the scenario's documented EJBCA
+  deviation and the profile is ``ejbca``;
+* missing credentials -> SKIPPED; transport failures and problems on our side -> ERROR;
+  a response that breaks a CMP rule (IDs, nonces, protection, wrong key) -> FAIL.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from cmpclient.check.context import CheckContext
+from cmpclient.check.model import (
+    Answer,
+    CheckSetup,
+    Deviation,
+    Observation,
+    Report,
+    Scenario,
+    ScenarioOutcome,
+    ScenarioResult,
+    Verdict,
+)
+from cmpclient.check.scenarios import SCENARIOS
+from cmpclient.errors import (
+    CMPClientError,
+    CMPRejection,
+    ConfigError,
+    PollTimeout,
+    TransportError,
+    UsageError,
+)
+
+#: Status texts that mean "this server does not offer that".
+_UNSUPPORTED_TEXT = re.compile(
+    r"not supported|unsupported|not allowed|not offered|not implemented|accepts no|unexpected pvno|not enabled",
+    re.IGNORECASE,
+)
+
+
+def select(names_only: Sequence[str] = (), skip: Sequence[str] = (),
+           scenarios: Sequence[Scenario] = SCENARIOS) -> list[Scenario]:
+    """Scenarios chosen by ``--only``/``--skip``: names, groups or shell patterns (``sig-*``)."""
+
+    def hits(s: Scenario, patterns: Iterable[str]) -> bool:
+        return any(p == s.group or fnmatch.fnmatchcase(s.name, p) for p in patterns)
+
+    for pattern in [*names_only, *skip]:
+        if not any(hits(s, [pattern]) for s in scenarios):
+            raise UsageError(f"no scenario or group matches {pattern!r}",
+                             hint="see `cmpclient check --list` for the names")
+    chosen = [s for s in scenarios if not names_only or hits(s, names_only)]
+    return [s for s in chosen if not hits(s, skip)]
+
+
+def _rejection_text(exc: CMPRejection) -> str:
+    parts = [exc.body_type or "response", exc.status]
+    if exc.fail_info_names:
+        parts.append(",".join(exc.fail_info_names))
+    text = " ".join(p for p in parts if p)
+    if exc.status_strings:
+        text += ": " + " / ".join(exc.status_strings)
+    return text
+
+
+def judge(scenario: Scenario, setup: CheckSetup, ctx: CheckContext) -> tuple[Verdict, str, str]:
+    """Run one scenario; (verdict, got, reason).  Never raises (except KeyboardInterrupt)."""
+    for need in scenario.needs:
+        if not setup.has(need):
+            return Verdict.SKIPPED, "-", f"needs {scenario.describe_needs()}"
+    try:
+        outcome = scenario.run(ctx)
+    except Deviation as o:
+        if setup.profile == "ejbca" and scenario.ejbca_deviation:
+            return Verdict.EJBCA_COMPATIBLE, o.got or "-", f"{scenario.ejbca_deviation} ({o.reason})"
+        return Verdict.FAIL, o.got or "-", o.reason
+    except ScenarioOutcome as o:
+        return o.verdict, o.got or "-", o.reason
+    except CMPRejection as exc:
+        got = _rejection_text(exc)
+        if scenario.negative:
+            return Verdict.PASS, got, "rejected"
+        texts = " ".join(exc.status_strings) + " " + " ".join(getattr(exc, "error_details", ()) or ())
+        if set(exc.fail_info_names) & set(scenario.unsupported) or _UNSUPPORTED_TEXT.search(texts):
+            return Verdict.UNSUPPORTED, got, "the server does not offer this: " + got
+        return Verdict.FAIL, got, f"the server rejected a valid request: {got}"
+    except PollTimeout as exc:
+        return Verdict.ERROR, "timeout", exc.diagnostics()
+    except TransportError as exc:
+        return Verdict.ERROR, "transport failure", f"{type(exc).__name__}: {exc.message}"
+    except (UsageError, ConfigError) as exc:
+        return Verdict.ERROR, "-", f"could not build the scenario: {exc.message}"
+    except CMPClientError as exc:
+        # The response broke a CMP rule: protection, IDs, nonces, body, the certified key.
+        return Verdict.FAIL, type(exc).__name__, exc.diagnostics().replace("\n", "; ")
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a scenario never crashes the run
+        return Verdict.ERROR, "-", f"unexpected {type(exc).__name__}: {exc}"
+    if isinstance(outcome, Answer):
+        return _judge_answer(scenario, setup, outcome)
+    if isinstance(outcome, Observation):
+        if scenario.negative:
+            return Verdict.FAIL, outcome.got, "the server accepted what it must reject"
+        if outcome.deviation:
+            if setup.profile == "ejbca" and scenario.ejbca_deviation:
+                return Verdict.EJBCA_COMPATIBLE, outcome.got, scenario.ejbca_deviation
+            return Verdict.FAIL, outcome.got, outcome.deviation
+        return Verdict.PASS, outcome.got, outcome.note or ""
+    return Verdict.ERROR, "-", f"scenario returned {type(outcome).__name__}"
+
+
+def _judge_answer(scenario: Scenario, setup: CheckSetup, answer: Answer) -> tuple[Verdict, str, str]:
+    if not answer.accepted:
+        reason = "rejected"
+        if scenario.expected_fail_info and answer.fail_info and not set(answer.fail_info) & set(scenario.expected_fail_info):
+            reason += f" (with {','.join(answer.fail_info)}; {' or '.join(scenario.expected_fail_info)} would be more precise)"
+        return Verdict.PASS, answer.got, reason
+    if scenario.ejbca_deviation and setup.profile == "ejbca":
+        return Verdict.EJBCA_COMPATIBLE, answer.got, scenario.ejbca_deviation
+    why = f"the server accepted it ({answer.got}); expected: {scenario.expected}"
+    if scenario.ejbca_deviation:
+        why += f" [known EJBCA deviation: {scenario.ejbca_deviation}; --expect ejbca tolerates it]"
+    return Verdict.FAIL, answer.got, why
+
+
+def _write_capture(directory: Path, name: str, messages: list[tuple[str, bytes]]) -> list[str]:
+    out = directory / name
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    counter = {"request": 0, "response": 0}
+    for direction, der in messages:
+        counter[direction] = counter.get(direction, 0) + 1
+        short = "req" if direction == "request" else "rsp"
+        path = out / f"{len(files) + 1:02d}-{short}.der"
+        path.write_bytes(der)
+        files.append(str(path))
+    return files
+
+
+def run_scenario(scenario: Scenario, setup: CheckSetup) -> ScenarioResult:
+    ctx = CheckContext(setup, scenario)
+    started = time.monotonic()
+    try:
+        verdict, got, reason = judge(scenario, setup, ctx)
+    finally:
+        ctx.close()
+    result = ScenarioResult(
+        name=scenario.name, group=scenario.group, expected=scenario.expected, verdict=verdict, got=got,
+        reason=reason, reference=scenario.reference, negative=scenario.negative,
+        seconds=time.monotonic() - started,
+    )
+    if setup.capture_dir is not None and ctx.messages:
+        try:
+            result.captured = _write_capture(Path(setup.capture_dir), scenario.name, ctx.messages)
+        except OSError as exc:
+            result.reason = (result.reason + "; " if result.reason else "") + f"capture failed: {exc}"
+    return result
+
+
+def run_check(setup: CheckSetup, scenarios: Sequence[Scenario] | None = None, *, target: str = "",
+              progress: Callable[[ScenarioResult], None] | None = None) -> Report:
+    """Run ``scenarios`` (default: all) against the server of ``setup``."""
+    report = Report(target=target, profile=setup.profile)
+    started = time.monotonic()
+    for scenario in scenarios if scenarios is not None else SCENARIOS:
+        result = run_scenario(scenario, setup)
+        report.results.append(result)
+        if progress is not None:
+            progress(result)
+    report.seconds = time.monotonic() - started
+    return report

@@ -1,0 +1,205 @@
+"""``cmpclient check`` against the in-process test CA: its aliases, and fault injection."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+from click.testing import CliRunner
+
+from cmpclient.cli.main import cli
+
+OK = {"PASS", "EJBCA-COMPATIBLE", "UNSUPPORTED", "SKIPPED"}
+UID_TEMPLATE = "CN={name},UID={name},O=cmpclient check"  # the ra alias names users by UID
+
+FAULTS_TOML = """
+[alias.slow]
+mode = "ra"
+auth_modules = ["HMAC"]
+hmac_secret = "password"
+ra_name_generation = { scheme = "DN", parameter = "CN" }
+ca = "ManagementCA"
+cert_profile = "CMP_CERT"
+ee_profile = "CMP_ENTITY"
+response_protection = "pbe"
+faults = { poll_count = 2, check_after = 0 }
+
+[alias.rejecting]
+mode = "ra"
+auth_modules = ["HMAC"]
+hmac_secret = "password"
+ra_name_generation = { scheme = "DN", parameter = "CN" }
+ca = "ManagementCA"
+cert_profile = "CMP_CERT"
+ee_profile = "CMP_ENTITY"
+response_protection = "pbe"
+faults = { force_reject = "badCertTemplate" }
+
+[alias.unprotected]
+mode = "ra"
+auth_modules = ["HMAC"]
+hmac_secret = "password"
+ra_name_generation = { scheme = "DN", parameter = "CN" }
+ca = "ManagementCA"
+cert_profile = "CMP_CERT"
+ee_profile = "CMP_ENTITY"
+response_protection = "pbe"
+faults = { unprotected_responses = true }
+"""
+
+
+def run(args, **env):
+    r = CliRunner().invoke(cli, ["check", *[str(a) for a in args]],
+                           env={"NO_COLOR": "1", "CHECK_SECRET": "password", **env}, catch_exceptions=False)
+    return r
+
+
+def run_json(args):
+    r = run(["--json", *args])
+    try:
+        doc = json.loads(r.stdout)
+    except ValueError:
+        raise AssertionError(f"exit {r.exit_code}\nstdout: {r.stdout}\nstderr: {r.stderr}") from None
+    return r, doc, {x["name"]: x for x in doc["results"]}
+
+
+def common(ca, alias):
+    return ["--url", ca.url(alias), "--trusted", ca.root_cert, "--untrusted", ca.ca_chain]
+
+
+def mac(ca, alias):
+    return [*common(ca, alias), "--secret", "env:CHECK_SECRET"]
+
+
+def ra_admin(ca):
+    return ["--cert", ca.ra_admin_cert, "--key", ca.ra_admin_key]
+
+
+def assert_all_ok(results, doc):
+    bad = {n: (x["verdict"], x["reason"]) for n, x in results.items() if x["verdict"] not in OK}
+    assert not bad, bad
+    assert doc["ok"] is True
+
+
+def test_ra_alias_ejbca_profile(testca_server):
+    r, doc, res = run_json([*mac(testca_server, "ra"), "--expect", "ejbca", "--subject-template", UID_TEMPLATE])
+    assert r.exit_code == 0, r.stderr
+    assert_all_ok(res, doc)
+    for name in ("ir", "cr", "implicit-confirm", "certconf", "rr", "genm", "pbm-sha256-hmacsha1",
+                 "pbm-sha512-hmacsha512", "pbm-iterations-10000", "pbmac1", "popo-raverified", "cmpv3",
+                 "neg-wrong-mac", "neg-bad-pop", "neg-unknown-body", "neg-garbage", "neg-unprotected",
+                 "neg-untrusted-signer", "neg-revoked-signer"):
+        assert res[name]["verdict"] == "PASS", (name, res[name])
+    # EJBCA's documented deviations, tolerated by --expect ejbca
+    for name in ("p10cr", "neg-replay", "neg-certconf-unknown-tx", "sig-ec", "kur"):
+        assert res[name]["verdict"] == "EJBCA-COMPATIBLE", (name, res[name])
+    assert res["server-keygen"]["verdict"] == "UNSUPPORTED"
+    assert res["popo-keyencipherment"]["verdict"] == "UNSUPPORTED" and "badPOP" in res["popo-keyencipherment"]["got"]
+    assert res["nested"]["verdict"] == "SKIPPED" and "signer" in res["nested"]["reason"]
+    assert res["ir-signer"]["verdict"] == "SKIPPED"
+
+
+def test_ra_alias_rfc_profile_reports_ejbca_deviations_as_failures(testca_server):
+    r, doc, res = run_json([*mac(testca_server, "ra"), "--subject-template", UID_TEMPLATE,
+                            "--only", "ir,p10cr,neg-replay,neg-certconf-unknown-tx"])
+    assert r.exit_code == 5
+    assert res["ir"]["verdict"] == "PASS"
+    assert res["p10cr"]["verdict"] == "FAIL" and "-1" in res["p10cr"]["reason"]
+    assert res["neg-replay"]["verdict"] == "FAIL"
+    assert "accepted" in res["neg-replay"]["reason"] and "--expect ejbca" in res["neg-replay"]["reason"]
+    assert res["neg-certconf-unknown-tx"]["verdict"] == "FAIL"
+    assert "conformance failures found" in r.stderr
+
+
+def test_ra_sig_alias_with_ra_admin(testca_server):
+    r, doc, res = run_json([*common(testca_server, "ra-sig"), *ra_admin(testca_server), "--expect", "ejbca"])
+    assert r.exit_code == 0, r.stderr
+    assert_all_ok(res, doc)
+    for name in ("ir", "ir-signer", "cr", "rr", "genm", "neg-untrusted-signer", "neg-bad-pop", "neg-revoked-signer"):
+        assert res[name]["verdict"] == "PASS", (name, res[name])
+    assert res["pbm-sha256-hmacsha256"]["verdict"] == "SKIPPED"
+    assert res["neg-wrong-mac"]["verdict"] == "SKIPPED"
+    assert res["nested"]["verdict"] == "UNSUPPORTED" and "nested" in res["nested"]["reason"]
+
+
+def test_servergen_alias(testca_server):
+    r, doc, res = run_json([*mac(testca_server, "servergen"), *ra_admin(testca_server), "--expect", "ejbca",
+                            "--skip", "signature,popo"])
+    assert r.exit_code == 0, r.stderr
+    assert_all_ok(res, doc)
+    assert res["server-keygen"]["verdict"] == "PASS", res["server-keygen"]
+    assert "sig-ec" not in res and "popo-raverified" not in res
+
+
+def test_nested_alias(testca_server):
+    r, doc, res = run_json([*mac(testca_server, "nested"), *ra_admin(testca_server), "--expect", "ejbca",
+                            "--only", "nested,ir,genm,neg-*"])
+    assert r.exit_code == 0, r.stderr
+    assert_all_ok(res, doc)
+    assert res["nested"]["verdict"] == "PASS", res["nested"]
+
+
+def test_lwcmp_strict_alias_rfc(testca_server):
+    """The strict (RFC 9483) alias rejects a replay and a certConf for an unknown transaction."""
+    r, doc, res = run_json([*mac(testca_server, "lwcmp"), "--keyid", "device1",
+                            "--only", "ir,implicit-confirm,certconf,neg-replay,neg-certconf-unknown-tx,neg-wrong-mac,neg-garbage"])
+    assert r.exit_code == 0, (r.stderr, res)
+    assert all(x["verdict"] == "PASS" for x in res.values()), res
+    assert "transactionIdInUse" in res["neg-replay"]["got"] or "badSenderNonce" in res["neg-replay"]["got"]
+
+
+def test_fault_injection_aliases(testca_factory):
+    ca = testca_factory("check-faults", FAULTS_TOML)
+    # polling exercised
+    r, doc, res = run_json([*mac(ca, "slow"), "--only", "polling,ir"])
+    assert r.exit_code == 0, res
+    assert res["polling"]["verdict"] == "PASS" and "2 poll(s)" in res["polling"]["got"]
+    # a CA rejecting everything: positive scenarios FAIL with the CA's reason
+    r, doc, res = run_json([*mac(ca, "rejecting"), "--only", "ir,cr,neg-bad-pop"])
+    assert r.exit_code == 5
+    for name in ("ir", "cr"):
+        assert res[name]["verdict"] == "FAIL"
+        assert "rejected a valid request" in res[name]["reason"] and "badCertTemplate" in res[name]["reason"]
+    assert res["neg-bad-pop"]["verdict"] == "PASS"
+    # unprotected responses: the client's protection check fails the positive scenarios
+    r, doc, res = run_json([*mac(ca, "unprotected"), "--only", "ir,genm"])
+    assert r.exit_code == 5
+    for name in ("ir", "genm"):
+        assert res[name]["verdict"] == "FAIL" and "not protected" in res[name]["reason"], res[name]
+
+
+def test_table_capture_and_junit(testca_server, tmp_path):
+    cap, junit = tmp_path / "cap", tmp_path / "check.xml"
+    r = run([*mac(testca_server, "ra"), "--subject-template", UID_TEMPLATE, "--only", "ir,neg-garbage,nested",
+             "--capture", cap, "--junit", junit])
+    assert r.exit_code == 0, r.stderr
+    for word in ("scenario", "expected", "got", "verdict", "ir", "neg-garbage", "PASS", "SKIPPED"):
+        assert word in r.stdout
+    files = sorted((cap / "ir").glob("*.der"))
+    assert [f.name for f in files][:2] == ["01-req.der", "02-rsp.der"] and len(files) == 4  # ir, ip, certConf, pkiconf
+    assert not (cap / "nested").exists()
+    d = CliRunner().invoke(cli, ["dump", str(files[1])], catch_exceptions=False)
+    assert d.exit_code == 0 and "ip" in d.stdout
+    suite = ET.parse(junit).getroot()
+    assert suite.tag == "testsuite" and suite.get("tests") == "3" and suite.get("skipped") == "1"
+    assert suite.get("failures") == "0"
+    names = [c.get("name") for c in suite.iter("testcase")]
+    assert names == ["ir", "nested", "neg-garbage"]
+
+
+def test_list_and_bad_selection():
+    r = run(["--list", "--only", "sig-*"])
+    assert r.exit_code == 0 and "sig-mldsa" in r.stdout and "ir-signer" not in r.stdout
+    r = run(["--list", "--json"])
+    names = [x["name"] for x in json.loads(r.stdout)]
+    assert "neg-replay" in names and len(names) == len(set(names))
+    r = run(["--url", "http://127.0.0.1:9/x", "--only", "no-such-scenario"])
+    assert r.exit_code == 2 and "no-such-scenario" in r.stderr
+
+
+def test_unreachable_server_is_error_not_crash():
+    r, doc, res = run_json(["--url", "http://127.0.0.1:9/nothing", "--secret", "env:CHECK_SECRET", "--only", "ir,neg-garbage",
+                            "--timeout", "2"])
+    assert r.exit_code == 5
+    assert {x["verdict"] for x in res.values()} == {"ERROR"}
