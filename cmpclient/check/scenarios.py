@@ -250,11 +250,11 @@ def _indirect(kind: str, spec: str):  # type: ignore[no-untyped-def]
         from cryptography import x509
 
         from cmpclient.client import Transaction
-        from cmpclient.client.operations import _cert_status
+        from cmpclient.client.operations import cert_status_for
         from cmpclient.keys import decrypt_encrypted_value, decrypt_enveloped_data
         from cmpclient.message import body as bodies
         from cmpclient.message.parse import CertRepContent
-        from cmpclient.client.operations import _rejection
+        from cmpclient.client.operations import rejection_error
 
         key = ctx.new_key(spec)
         config = ctx.config(ctx.base_protection())
@@ -264,7 +264,7 @@ def _indirect(kind: str, spec: str):  # type: ignore[no-untyped-def]
         assert isinstance(content, CertRepContent)
         r = content.response(0)
         if not r.status.ok:
-            raise _rejection("ir", r.status)
+            raise rejection_error("ir", r.status)
         if r.encrypted_cert is not None:
             info = r.encrypted_cert
             der = (decrypt_encrypted_value(info.der, key) if info.kind == "encryptedValue"
@@ -277,7 +277,7 @@ def _indirect(kind: str, spec: str):  # type: ignore[no-untyped-def]
         cert = x509.load_der_x509_certificate(der)
         if cert.public_key() != key.public_key():
             raise Failure("the certificate does not certify the requested key")
-        conf = tx.exchange(bodies.cert_conf_body([_cert_status(cert, r.cert_req_id, config.pvno, accept=True, reason=None)]),
+        conf = tx.exchange(bodies.cert_conf_body([cert_status_for(cert, r.cert_req_id, config.pvno, accept=True, reason=None)]),
                            expect=["pkiconf"])
         return Observation(f"ip with {how}, certConf -> {conf.body_type}")
 
@@ -309,7 +309,7 @@ class _NestedErrors:
     is the outer senderNonce, so the inner transaction could not match it) is raised as such."""
 
     def __init__(self, inner: Any, ra: Any):
-        from cmpclient.cli.nested_cmd import NestingTransport
+        from cmpclient.client.nested import NestingTransport
 
         self.nesting = NestingTransport(inner, ra)
 

@@ -280,7 +280,7 @@ def run_enroll(ctx: click.Context, kind: str, request: Any, *, private_key: Any,
 
 def _nesting_transport(config: Any, params: dict[str, Any]) -> Any:
     """Wrap every request in a nested message signed by the RA (--nest-with-ra-cert/-key)."""
-    from cmpclient.cli.nested_cmd import NestingTransport, outer_verifier
+    from cmpclient.client.nested import NestingTransport, outer_verifier
     from cmpclient.keys import load_certificates, load_private_key
     from cmpclient.protection import SignatureProtection
 

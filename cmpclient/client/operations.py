@@ -33,7 +33,7 @@ def cert_hash(cert: x509.Certificate) -> tuple[bytes, str]:
     return digest, algorithm.name
 
 
-def _cert_status(cert: x509.Certificate, cert_req_id: int, pvno: int, *, accept: bool, reason: str | None) -> Any:
+def cert_status_for(cert: x509.Certificate, cert_req_id: int, pvno: int, *, accept: bool, reason: str | None) -> Any:
     """CertStatus for ``cert``; CMPv3 names the hash (hashAlg) when the signature
     algorithm does not imply one (EdDSA, ML-DSA), as RFC 9810 §5.3.18 allows."""
     from cmpclient.protection import certificate_hash, digest_algorithm_identifier
@@ -152,7 +152,7 @@ class _Poller:
         (cfg.sleep or time.sleep)(max(0, seconds))
 
 
-def _rejection(kind: str, st: StatusInfo) -> CMPRejection:
+def rejection_error(kind: str, st: StatusInfo) -> CMPRejection:
     return CMPRejection(
         f"the server rejected the {kind} request",
         status=st.status,
@@ -254,7 +254,7 @@ def enroll(
             poller.wait(entry.check_after)
             polls += 1
     if not r.status.ok:
-        raise _rejection(kind, r.status)
+        raise rejection_error(kind, r.status)
     cert_der, private_key = _certificate_of(r, decrypt_key, new_private_key)
     try:
         from cmpclient.protection.trust import load_der_certificate
@@ -361,7 +361,7 @@ def _send_cert_conf(
     accept: bool,
     reason: str | None = None,
 ) -> ParsedMessage:
-    entry = _cert_status(cert, cert_req_id, config.pvno, accept=accept, reason=reason)
+    entry = cert_status_for(cert, cert_req_id, config.pvno, accept=accept, reason=reason)
     return tx.exchange(bodies.cert_conf_body([entry], as_der=True), expect=["pkiconf"])
 
 
@@ -369,7 +369,7 @@ def confirm(config: ClientConfig, state: ConfirmState, *, accept: bool = True, r
     """Send the certConf of an earlier enrollment run with ``confirm=False``."""
     tx = Transaction(config, transaction_id=state.transaction_id)
     cert = x509.load_der_x509_certificate(state.cert_der)
-    entry = _cert_status(cert, state.cert_req_id, state.pvno, accept=accept, reason=reason)
+    entry = cert_status_for(cert, state.cert_req_id, state.pvno, accept=accept, reason=reason)
     der, nonce = tx.build_request(bodies.cert_conf_body([entry], as_der=True), recip_nonce=state.server_nonce)
     return tx.send_der(der, nonce, ["pkiconf"])
 
@@ -390,7 +390,7 @@ def revoke(
         raise ProtocolError("rp carries no status")
     st = content.statuses[0]
     if st.status not in ("accepted", "grantedWithMods", "revocationWarning", "revocationNotification"):
-        raise _rejection("rr", st)
+        raise rejection_error("rr", st)
     return RevokeResult(st, rsp)
 
 

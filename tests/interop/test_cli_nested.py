@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cmpclient.cli.main import cli
-from cmpclient.cli.nested_cmd import NestingTransport, outer_verifier, unwrap_response, wrap_in_nested
+from cmpclient.client.nested import NestingTransport, outer_verifier, unwrap_response, wrap_in_nested
 from cmpclient.client import ClientConfig, Transaction, enroll
 from cmpclient.errors import ExitCode, UsageError
 from cmpclient.keys import load_certificates, load_private_key
