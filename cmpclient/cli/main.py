@@ -23,11 +23,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "revoke": ("cmpclient.cli.revoke_cmd:revoke", "Revoke a certificate (rr)."),
     "certconf": ("cmpclient.cli.certconf_cmd:certconf", "Confirm or reject a certificate enrolled with --no-confirm."),
     "genm": ("cmpclient.cli.genm_cmd:genm", "General message (genm): caCerts, rootCaKeyUpdate, certReqTemplate, ..."),
+    "check": ("cmpclient.cli.check_cmd:check", "Conformance run against a CMP server: a pass/fail matrix (--json, --junit)."),
     "dump": ("cmpclient.cli.dump_cmd:dump", "Dump a DER CMP message as a tree."),
     "nested": ("cmpclient.cli.nested_cmd:nested", "Send requests wrapped in a nested message (RA)."),
     "bench": ("cmpclient.cli.bench_cmd:bench", "Bulk enrollments with concurrent workers: tx/s and latency."),
     "serve": ("cmpclient.cli.testca_cmd:serve", "Run the bundled test CA."),
     "testca": ("cmpclient.cli.testca_cmd:testca", "Manage the bundled test CA."),
+    "proxy": ("cmpclient.cli.proxy_cmd:proxy", "Run a CMP proxy: check requests per alias, forward them to the CA."),
     "completion": ("cmpclient.cli.main:completion", "Print the shell completion script (bash, zsh, fish)."),
 }
 

@@ -133,8 +133,11 @@ def name_to_asn1(name: x509.Name | str, spec: rfc5280.Name | None = None) -> rfc
     return codec.value_from_der(spec if spec is not None else rfc5280.Name(), _name_der(parse_dn(name)))
 
 
-def general_name_der(value: x509.Name | str | x509.GeneralName) -> bytes:
-    """DER of a GeneralName: a directoryName for names/DN strings, or the given GeneralName."""
+def general_name_der(value: x509.Name | str | x509.GeneralName | bytes) -> bytes:
+    """DER of a GeneralName: a directoryName for names/DN strings, or the given GeneralName
+    (``bytes`` are taken as a GeneralName's DER, e.g. copied from a received header)."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
     if isinstance(value, (str, x509.Name)):
         inner = _name_der(parse_dn(value))
         return codec.der_header(0xA4, len(inner)) + inner

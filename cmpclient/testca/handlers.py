@@ -32,8 +32,8 @@ from cmpclient.message import body as B
 from cmpclient.message.header import HeaderBuilder
 from cmpclient.message.names import asn1_to_name, general_name_text, parse_dn
 from cmpclient.message.parse import ParsedMessage, parse_decoded
-from cmpclient.message.pkimessage import assemble, decode_message, encode_message
-from cmpclient.protection import MACProtection, PBMAC1Params, PBMParams, SignatureProtection, protect_message
+from cmpclient.message.pkimessage import decode_message
+from cmpclient.protection import MACProtection, PBMAC1Params, PBMParams, SignatureProtection, protect_der
 from cmpclient.protection import signature as _sig
 from cmpclient.testca import auth as A
 from cmpclient.testca.auth import AuthResult, NotApplicable, Refusal
@@ -301,11 +301,14 @@ class Engine:
 
     # --- responses -------------------------------------------------------------------------------------
     def _header(self, req: Request | None, alias: AliasConfig | None, ca: CertificateAuthority, *,
-                implicit_confirm: bool = False, sender_kid: bytes | None = None) -> cmp.PKIHeader:
+                implicit_confirm: bool = False, sender_kid: bytes | None = None) -> HeaderBuilder:
+        """The response header (as a builder: the caller adds protectionAlg and a nonce)."""
         pvno = 2
         if req is not None and req.header.pvno == 3 and (alias is None or alias.allow_cmpv3):
             pvno = 3
-        hb = HeaderBuilder().pvno(pvno).sender(ca.subject).recipient("")
+        # recipient = the requester's sender, copied as it was sent (any GeneralName form)
+        recipient: Any = codec.encode(req.msg["header"]["sender"]) if req is not None else ""
+        hb = HeaderBuilder().pvno(pvno).sender(ca.subject).recipient(recipient)
         if req is not None and req.header.transaction_id:
             hb = hb.transaction_id(req.header.transaction_id)
         if req is not None and req.header.sender_nonce:
@@ -316,27 +319,26 @@ class Engine:
             hb = hb.sender_kid(sender_kid)
         if implicit_confirm:
             hb = hb.implicit_confirm()
-        header = hb.build()
-        if req is not None:
-            spec = header.componentType["recipient"].asn1Object
-            header["recipient"] = codec.value_from_der(spec, codec.encode(req.msg["header"]["sender"]))
-        return header
+        return hb
 
     def error_message(self, alias: AliasConfig | None, req: Request | None, fail_info: str, text: str) -> bytes:
         """An unprotected error message (status rejection)."""
+        body = B.error_body("rejection", fail_info=[fail_info], texts=[text], as_der=True)
         try:
             ca = (req.ca if req is not None and req.ca is not None else None) or self.default_ca(alias)
-            header = self._header(req, alias, ca)
-            body = B.error_body("rejection", fail_info=[fail_info], texts=[text])
-            return encode_message(assemble(header, body))
+            return protect_der(self._header(req, alias, ca).build_der(), body, None)
         except Exception:  # noqa: BLE001 - last resort: an error message from nothing
             log.exception("test CA: cannot build an error message; answering a minimal one")
-            header = HeaderBuilder().sender("").recipient("").build()
-            return encode_message(assemble(header, B.error_body("rejection", fail_info=["systemFailure"], texts=[text])))
+            header = HeaderBuilder().sender("").recipient("").build_der()
+            return protect_der(header, B.error_body("rejection", fail_info=["systemFailure"], texts=[text], as_der=True), None)
 
-    def respond(self, req: Request, body: cmp.PKIBody, *, ca: CertificateAuthority | None = None,
+    def respond(self, req: Request, body: cmp.PKIBody | bytes, *, ca: CertificateAuthority | None = None,
                 implicit_confirm: bool = False, extra_certs: Sequence[bytes] = ()) -> bytes:
-        """A response to ``req``: header, body, protection as the alias and request say."""
+        """A response to ``req``: header, body, protection as the alias and request say.
+
+        Assembled as bytes (header and body DER, :func:`protect_der`): encoding whole
+        pyasn1 messages was the largest cost of answering a request.
+        """
         alias = req.alias
         ca = ca or req.ca or self.default_ca(alias)
         auth = req.auth
@@ -344,10 +346,8 @@ class Engine:
             alias.response_protection == "pbe" and auth is not None and auth.kind == "mac" and auth.secret is not None
             and bool(req.header.sender_kid)
         )
-        header = self._header(req, alias, ca, implicit_confirm=implicit_confirm,
-                              sender_kid=req.header.sender_kid if use_mac else None)
-        extras = list(extra_certs) + [self._pem_der(p) for p in alias.extra_certs]
-        msg = assemble(header, body, extra_certs=[e for e in extras if e])
+        extras = [e for e in list(extra_certs) + [self._pem_der(p) for p in alias.extra_certs] if e]
+        protection: Any = None
         if not alias.faults.unprotected_responses:
             if use_mac:
                 p = auth.mac_params  # type: ignore[union-attr]
@@ -355,12 +355,20 @@ class Engine:
                     params: Any = PBMParams(salt=os.urandom(16), owf=p.owf, iterations=p.iterations, mac=p.mac)
                 else:
                     params = PBMAC1Params(salt=os.urandom(16), iterations=p.iterations, prf=p.prf, mac=p.mac, key_length=p.key_length)
-                msg = protect_message(msg, MACProtection(auth.secret, params))  # type: ignore[union-attr,arg-type]
+                protection = MACProtection(auth.secret, params)  # type: ignore[union-attr,arg-type]
             else:
-                msg = protect_message(msg, self.signature_protection(req, ca))
-        der = encode_message(msg)
+                protection = self.signature_protection(req, ca)
+        # senderKID: the request's reference for MAC answers, else the signer's SKI.
+        kid = req.header.sender_kid if use_mac else (protection.sender_kid() if protection is not None else None)
+        hb = self._header(req, alias, ca, implicit_confirm=implicit_confirm, sender_kid=kid)
+        nonce = os.urandom(16)
+        hb = hb.sender_nonce(nonce)
+        if protection is not None:
+            hb = hb.protection_alg(protection.algorithm_identifier())
+        body_der = body if isinstance(body, (bytes, bytearray)) else codec.encode(body)
+        der = protect_der(hb.build_der(), bytes(body_der), protection, extras)
         if req.header.transaction_id:
-            self.store.update_transaction(alias.name, req.header.transaction_id, last_nonce=bytes(msg["header"]["senderNonce"]))
+            self.store.update_transaction(alias.name, req.header.transaction_id, last_nonce=nonce)
         return der
 
     def signature_protection(self, req: Request | None, ca: CertificateAuthority) -> SignatureProtection:

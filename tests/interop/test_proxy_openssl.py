@@ -1,0 +1,229 @@
+"""``openssl cmp`` (3.0.x) client -> OUR CMP proxy -> our test CA / the openssl mock server.
+
+The proxy runs in-process (:class:`cmpclient.proxy.serve.ProxyServer` on a free port) with
+the production upstream wrapped by a recorder. Each pass-through test asserts that
+openssl accepted the exchange AND that every response openssl received (``-rspout``) is
+byte for byte what the upstream answered the proxy. Each refusal asserts openssl got the
+proxy's unprotected error (``-unprotected_errors``) and the upstream saw nothing.
+Secrets reach openssl and the proxy through the environment (``env:VAR``), never argv.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from openssl_peer import PBM_REF, PBM_SECRET, PBM_SECRET_ENV, run_openssl_client  # type: ignore[import-not-found]
+from test_testca_openssl import CA_DN, assert_accepted, cert_of, genkey  # type: ignore[import-not-found]
+
+from cmpclient.cli.secrets import read_secret
+from cmpclient.proxy import Proxy, parse_config
+from cmpclient.proxy.serve import ProxyServer
+from cmpclient.proxy.upstream import Upstream
+
+pytestmark = pytest.mark.interop
+
+RA_SECRET_ENV = "PROXY_RA_SECRET"
+ENV = {RA_SECRET_ENV: "password", PBM_SECRET_ENV: PBM_SECRET}
+
+
+class RunningProxy:
+    """A proxy in front of the given upstreams, recording (alias, request, answer)."""
+
+    def __init__(self, toml: str, base_dir: Path) -> None:
+        saved = {k: os.environ.get(k) for k in ENV}
+        os.environ.update(ENV)
+        try:
+            self.config = parse_config(toml, base_dir=base_dir, read_secret=lambda s, w: read_secret(s, what=w, stdin_is_tty=False))
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        self.upstream = Upstream(lambda a: self.config.policy(a).upstream, timeout=30)
+        self.seen: list[tuple[str, bytes, bytes]] = []
+        self.server = ProxyServer(Proxy(self.config, self._send), host="127.0.0.1", port=0).start()
+
+    def _send(self, alias: str, der: bytes) -> bytes:
+        answer = self.upstream.send(alias, der)
+        self.seen.append((alias, der, answer))
+        return answer
+
+    def url(self, alias: str) -> str:
+        return self.server.url(alias)
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.upstream.close()
+
+
+@pytest.fixture
+def running_proxy(tmp_path: Path):
+    started: list[RunningProxy] = []
+
+    def start(toml: str) -> RunningProxy:
+        p = RunningProxy(toml, tmp_path)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+def rspout(tmp: Path, name: str, n: int) -> tuple[str, list[Path]]:
+    files = [tmp / f"{name}-rsp{i}.der" for i in range(n)]
+    return ",".join(map(str, files)), files
+
+
+def assert_identical(files: list[Path], seen: list[tuple[str, bytes, bytes]]) -> None:
+    """What openssl received == what the upstream answered, message by message."""
+    got = [f.read_bytes() for f in files if f.is_file()]
+    assert got == [answer for _, _, answer in seen[-len(got):]] and len(got) == len(files)
+
+
+def make_crl(ca_key: Path, ca_cert: Path, out: Path, revoked: tuple[int, ...] = ()) -> Path:
+    key = serialization.load_pem_private_key(ca_key.read_bytes(), None)
+    issuer = cert_of(ca_cert)
+    now = dt.datetime.now(dt.timezone.utc)
+    b = x509.CertificateRevocationListBuilder().issuer_name(issuer.subject).last_update(now - dt.timedelta(minutes=1))
+    b = b.next_update(now + dt.timedelta(days=1))
+    for serial in revoked:
+        b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build())
+    out.write_bytes(b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))  # type: ignore[arg-type]
+    return out
+
+
+# --------------------------------------------------------------------------- -> our test CA
+
+
+def proxy_to_testca(running_proxy, testca, crl: Path) -> RunningProxy:
+    return running_proxy(f"""
+upstream = "{testca.base_url}/ejbca/publicweb/cmp/"
+[alias.ra]
+mac_keys = ["ManagementCA:env:{RA_SECRET_ENV}"]
+[alias.lwcmp]
+mac_keys = ["ManagementCA:env:{RA_SECRET_ENV}"]
+issuer_chain = "{testca.ca_chain}"
+crl = "{crl}"
+crl_cache_ttl = 0
+""")
+
+
+def pbm_via(proxy: RunningProxy, alias: str = "ra", **kw: Any) -> dict[str, Any]:
+    opts = dict(server=proxy.url(alias), ref="ManagementCA", secret=f"env:{RA_SECRET_ENV}", recipient=CA_DN, env=ENV)
+    opts.update(kw)
+    return opts
+
+
+def test_openssl_ir_certconf_rr_via_proxy_to_testca(running_proxy, testca_server, tmp_path: Path) -> None:
+    ca = testca_server
+    proxy = proxy_to_testca(running_proxy, ca, make_crl(ca.data_dir / "ca" / "ManagementCA.key.pem", ca.ca_cert(), tmp_path / "m.crl"))
+    key = genkey(tmp_path / "p.key.pem")
+    certout = tmp_path / "p.crt.pem"
+    out, files = rspout(tmp_path, "ir", 2)
+    res = run_openssl_client(cmd="ir", newkey=key, subject="/CN=proxied-ir/UID=proxied-ir", certout=certout, rspout=out,
+                             **pbm_via(proxy))
+    assert_accepted(res, certout, key)
+    assert "sending CERTCONF" in res.output and "received PKICONF" in res.output, res.describe()
+    assert [a for a, _, _ in proxy.seen] == ["ra", "ra"]
+    assert_identical(files, proxy.seen)
+
+    out, files = rspout(tmp_path, "rr", 1)
+    res = run_openssl_client(cmd="rr", oldcert=certout, revreason=4, rspout=out, **pbm_via(proxy))
+    assert res.returncode == 0 and "received RP" in res.output, res.describe()
+    assert_identical(files, proxy.seen)
+    rec = [r for r in ca.ca.store.all_certificates() if r.serial == cert_of(certout).serial_number]
+    assert rec and rec[0].revoked
+
+
+def test_openssl_kur_signed_via_proxy_with_crl_then_revoked(running_proxy, testca_server, tmp_path: Path) -> None:
+    ca = testca_server
+    ca_key = ca.data_dir / "ca" / "ManagementCA.key.pem"
+    crl = make_crl(ca_key, ca.ca_cert(), tmp_path / "m.crl")
+    proxy = proxy_to_testca(running_proxy, ca, crl)
+    key = genkey(tmp_path / "k.key.pem")
+    certout = tmp_path / "k.crt.pem"
+    res = run_openssl_client(cmd="ir", newkey=key, subject="/CN=proxied-kur", certout=certout, **pbm_via(proxy, "lwcmp"))
+    assert_accepted(res, certout, key)
+    sig = dict(server=proxy.url("lwcmp"), cert=certout, key=key, trusted=ca.root_cert, untrusted=ca.ca_chain, recipient=CA_DN)
+
+    newkey = genkey(tmp_path / "k2.key.pem")
+    newcert = tmp_path / "k2.crt.pem"
+    out, files = rspout(tmp_path, "kur", 2)
+    res = run_openssl_client(cmd="kur", oldcert=certout, newkey=newkey, certout=newcert, rspout=out, **sig)
+    assert_accepted(res, newcert, newkey)
+    assert "sending KUR" in res.output and "received KUP" in res.output, res.describe()
+    assert_identical(files, proxy.seen)
+
+    # The signer (the new certificate) is now on the CRL: the proxy refuses, the CA sees nothing.
+    make_crl(ca_key, ca.ca_cert(), crl, revoked=(cert_of(newcert).serial_number,))
+    before = len(proxy.seen)
+    sig.update(cert=newcert, key=newkey)
+    res = run_openssl_client(cmd="kur", oldcert=newcert, newkey=genkey(tmp_path / "k3.key.pem"), certout=tmp_path / "k3.crt.pem",
+                             unprotected_errors=True, **sig)
+    assert res.returncode != 0 and "received ERROR" in res.output and "badRequest" in res.output, res.describe()
+    assert "signer revoked" in res.output, res.describe()
+    assert len(proxy.seen) == before
+
+
+def test_openssl_wrong_secret_refused_by_the_proxy(running_proxy, testca_server, tmp_path: Path) -> None:
+    ca = testca_server
+    proxy = proxy_to_testca(running_proxy, ca, make_crl(ca.data_dir / "ca" / "ManagementCA.key.pem", ca.ca_cert(), tmp_path / "m.crl"))
+    key = genkey(tmp_path / "w.key.pem")
+    res = run_openssl_client(cmd="ir", newkey=key, subject="/CN=proxied-bad", certout=tmp_path / "w.crt.pem",
+                             unprotected_errors=True, **pbm_via(proxy, env={RA_SECRET_ENV: "not-the-password"}))
+    assert res.returncode != 0 and "received ERROR" in res.output, res.describe()
+    assert "badRequest" in res.output and "MAC verification failed" in res.output, res.describe()
+    assert proxy.seen == []
+
+
+# --------------------------------------------------------------------------- -> the openssl mock server
+
+
+def test_openssl_ir_certconf_rr_via_proxy_to_openssl_mock(running_proxy, mock_server_pbm, pki, tmp_path: Path) -> None:
+    proxy = running_proxy(f"""
+[alias.mock]
+upstream = "{mock_server_pbm.url}"
+mac_keys = ["{PBM_REF}:env:{PBM_SECRET_ENV}"]
+""")
+    common = dict(server=proxy.url("mock"), ref=PBM_REF, secret=f"env:{PBM_SECRET_ENV}", trusted=pki.trusted, env=ENV)
+    certout = tmp_path / "m.crt.pem"
+    out, files = rspout(tmp_path, "mir", 2)
+    res = run_openssl_client(cmd="ir", newkey=pki.rsp_key("ec"), subject="/CN=mock-proxied", certout=certout, rspout=out, **common)
+    assert res.returncode == 0 and "received PKICONF" in res.output, res.describe() + mock_server_pbm.describe()
+    assert_identical(files, proxy.seen)
+
+    out, files = rspout(tmp_path, "mrr", 1)
+    res = run_openssl_client(cmd="rr", oldcert=pki.rsp_cert("ec"), rspout=out, **common)
+    assert res.returncode == 0 and "received RP" in res.output, res.describe() + mock_server_pbm.describe()
+    assert_identical(files, proxy.seen)
+    assert len(proxy.seen) == 3
+
+
+def test_openssl_kur_via_proxy_to_openssl_mock(running_proxy, mock_server_sig, pki, tmp_path: Path) -> None:
+    proxy = running_proxy(f"""
+[alias.mocksig]
+upstream = "{mock_server_sig.url}"
+issuer_chain = "{pki.chain}"
+""")
+    kt = mock_server_sig.key_type
+    out, files = rspout(tmp_path, "mkur", 2)
+    res = run_openssl_client(
+        # The mock accepts a kur only for its own -rsp_cert (its "wrong certid" otherwise).
+        cmd="kur", oldcert=pki.rsp_cert(kt),
+        server=proxy.url("mocksig"), cert=pki.client_cert(kt), key=pki.client_key(kt), untrusted=pki.chain,
+        trusted=pki.trusted, newkey=pki.rsp_key(kt), certout=tmp_path / "mk.crt.pem", rspout=out,
+    )
+    assert res.returncode == 0 and "received KUP" in res.output, res.describe() + mock_server_sig.describe()
+    assert_identical(files, proxy.seen)
+    # Unsigned (MAC) on a signature-only alias: refused by the proxy; the mock sees nothing.
+    before = len(proxy.seen)
+    res = run_openssl_client(cmd="ir", server=proxy.url("mocksig"), ref=PBM_REF, secret=f"env:{PBM_SECRET_ENV}", env=ENV,
+                             newkey=pki.rsp_key(kt), subject="/CN=x", certout=tmp_path / "x.pem", unprotected_errors=True)
+    assert res.returncode != 0 and "badRequest" in res.output, res.describe()
+    assert len(proxy.seen) == before
