@@ -11,7 +11,6 @@ from typing import Any, Iterable, Sequence
 
 from cryptography import x509
 from pyasn1.type import univ
-from pyasn1_modules import rfc5280
 
 from cmpclient.asn1 import cmp, codec, crmf, oids
 from cmpclient.errors import UsageError
@@ -204,27 +203,33 @@ def cert_response(
     cert_der: bytes | None = None,
     encrypted_cert: crmf.EncryptedKey | None = None,
     private_key: crmf.EncryptedKey | None = None,
-) -> cmp.CertResponse:
-    """One CertResponse; a certificate (plain or encrypted) and optionally a private key."""
-    resp = cmp.CertResponse()
-    resp["certReqId"] = cert_req_id
-    resp["status"] = build_status_info(status, fail_info=fail_info, texts=texts)
+    as_der: bool = False,
+) -> Any:
+    """One CertResponse; a certificate (plain or encrypted) and optionally a private key.
+
+    Built as DER (``as_der`` returns it; otherwise it is decoded once into a CertResponse).
+    """
+    h = codec.der_header
+    parts = codec.encode(univ.Integer(cert_req_id)) + codec.encode(build_status_info(status, fail_info=fail_info, texts=texts))
     if cert_der is not None or encrypted_cert is not None:
         if cert_der is not None and encrypted_cert is not None:
             raise UsageError("a CertResponse carries a certificate or an encrypted certificate, not both")
-        ckp = resp["certifiedKeyPair"]
-        coec_spec = ckp.componentType["certOrEncCert"].asn1Object
         if cert_der is not None:
-            coec = codec.value_from_der(coec_spec, codec.der_header(0xA0, len(cert_der)) + cert_der)
+            coec = h(0xA0, len(cert_der)) + bytes(cert_der)  # certificate [0] EXPLICIT
         else:
             inner = codec.encode(encrypted_cert)  # type: ignore[arg-type]
-            coec = codec.value_from_der(coec_spec, codec.der_header(0xA1, len(inner)) + inner)
-        ckp["certOrEncCert"] = coec
+            coec = h(0xA1, len(inner)) + inner  # encryptedCert [1] EXPLICIT EncryptedKey
+        ckp = coec
         if private_key is not None:
-            ckp["privateKey"] = codec.value_from_der(ckp.componentType["privateKey"].asn1Object, codec.encode(private_key))
+            inner = codec.encode(private_key)
+            ckp += h(0xA0, len(inner)) + inner  # privateKey [0] EXPLICIT EncryptedKey
+        parts += h(0x30, len(ckp)) + ckp
     elif private_key is not None:
         raise UsageError("a private key can only be returned together with its certificate")
-    return resp
+    der = h(0x30, len(parts)) + parts
+    if as_der:
+        return der
+    return codec.decode(der, cmp.CertResponse(), what="CertResponse", strict=False)
 
 
 def encrypted_key(*, encrypted_value_der: bytes | None = None, enveloped_data_der: bytes | None = None) -> crmf.EncryptedKey:
@@ -237,7 +242,7 @@ def encrypted_key(*, encrypted_value_der: bytes | None = None, enveloped_data_de
     return codec.decode(codec.der_header(0xA0, len(content)) + content, crmf.EncryptedKey(), strict=False)
 
 
-def cert_rep_body(kind: str, responses: Sequence[cmp.CertResponse], *, ca_pubs: Sequence[bytes] = (), as_der: bool = False) -> Any:
+def cert_rep_body(kind: str, responses: Sequence[cmp.CertResponse | bytes], *, ca_pubs: Sequence[bytes] = (), as_der: bool = False) -> Any:
     """ip, cp, kup or ccp."""
     if kind not in ("ip", "cp", "kup", "ccp"):
         raise UsageError(f"not a certificate response body: {kind!r}")
@@ -245,7 +250,7 @@ def cert_rep_body(kind: str, responses: Sequence[cmp.CertResponse], *, ca_pubs: 
     if ca_pubs:
         seq = _seq_of(ca_pubs)
         parts += codec.der_header(0xA1, len(seq)) + seq
-    parts += _seq_of(codec.encode(r) for r in responses)
+    parts += _seq_of(r if isinstance(r, (bytes, bytearray)) else codec.encode(r) for r in responses)
     return _body(kind, codec.der_header(0x30, len(parts)) + parts, as_der)
 
 

@@ -20,6 +20,7 @@ an unbounded count is a denial-of-service lever.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -236,11 +237,19 @@ class PBMParams:
             raise ProtectionError(f"not a PasswordBasedMac: {oids.oid_name(alg['algorithm'])}", fail_info="badAlg")
         if not alg["parameters"].isValue:
             raise ProtectionError("PasswordBasedMac without PBMParameter", fail_info="badAlg")
-        try:
-            value = codec.decode(bytes(alg["parameters"]), cmp.PBMParameter(), what="PBMParameter")
-        except DecodeError as exc:
-            raise ProtectionError(f"bad PBMParameter: {exc.message}", fail_info="badAlg") from exc
-        return cls.from_asn1(value)
+        return _pbm_params_from_der(bytes(alg["parameters"]))
+
+
+@functools.lru_cache(maxsize=64)
+def _pbm_params_from_der(der: bytes) -> PBMParams:
+    """PBMParameter DER -> PBMParams, memoised: checking one message reads its parameters
+    several times (authentication, verification, the answer's parameters), and decoding is
+    the costly part.  PBMParams is immutable, so sharing the result is safe."""
+    try:
+        value = codec.decode(der, cmp.PBMParameter(), what="PBMParameter")
+    except DecodeError as exc:
+        raise ProtectionError(f"bad PBMParameter: {exc.message}", fail_info="badAlg") from exc
+    return PBMParams.from_asn1(value)
 
 
 def pbm_key(secret: bytes, params: PBMParams) -> bytes:

@@ -554,7 +554,8 @@ class Engine:
             except Refusal as r:
                 if r.form != "reject":
                     raise
-                responses.append(B.cert_response(item.cert_req_id, "rejection", fail_info=[r.fail_info], texts=[r.message]))
+                responses.append(B.cert_response(item.cert_req_id, "rejection", fail_info=[r.fail_info], texts=[r.message],
+                                                 as_der=True))
                 continue
             rec = self.store.find_by_fingerprint(fingerprint(cert_der))
             issued.append((item.cert_req_id, rec.id if rec else 0, cert_der))
@@ -562,9 +563,10 @@ class Engine:
                 # Indirect POPO (RFC 9810 section 5.2.8.3.2): the certificate travels encrypted
                 # to its own key; certConf's certHash proves the requester could decrypt it.
                 enc = self.encrypt_certificate(req, cert_der)
-                responses.append(B.cert_response(item.cert_req_id, "accepted", encrypted_cert=enc))
+                responses.append(B.cert_response(item.cert_req_id, "accepted", encrypted_cert=enc, as_der=True))
                 continue
-            responses.append(B.cert_response(item.cert_req_id, "accepted", cert_der=cert_der, private_key=key_blob))
+            responses.append(B.cert_response(item.cert_req_id, "accepted", cert_der=cert_der, private_key=key_blob,
+                                             as_der=True))
         return responses, issued
 
     def issue_one(self, req: Request, item: CertReqItem, ca: CertificateAuthority, profile: CertProfile, username: str,
@@ -853,15 +855,15 @@ class Engine:
         auth_fields = {"auth_kind": req.auth.kind if req.auth else None, "auth_ref": req.auth.ref if req.auth else None,
                        "ca": ca.name, "cert_ids": cert_ids}
         if alias.faults.poll_count > 0 and responses:
-            pending = {"kind": kind, "responses": [codec.encode(r).hex() for r in responses], "ca_pubs": [c.hex() for c in ca_pubs],
+            pending = {"kind": kind, "responses": [_response_der(r).hex() for r in responses], "ca_pubs": [c.hex() for c in ca_pubs],
                        "implicit": implicit, "final_state": state, "awaiting_proof": awaiting}
             self._tx_state(req, "polling", pending=pending, response_body=kind, **auth_fields)
-            waiting = [B.cert_response(int(r["certReqId"]), "waiting") for r in responses]
+            waiting = [B.cert_response(_response_id(r), "waiting", as_der=True) for r in responses]
             return self.respond(req, B.cert_rep_body(kind, waiting), ca=ca)
         if awaiting:
             auth_fields["pending"] = {"awaiting_proof": awaiting}
         self._tx_state(req, state, response_body=kind, **auth_fields)
-        body = B.cert_rep_body(kind, responses, ca_pubs=ca_pubs)
+        body = B.cert_rep_body(kind, responses, ca_pubs=ca_pubs, as_der=True)
         return self.respond(req, body, ca=ca, implicit_confirm=implicit, extra_certs=ca.chain_der() if issued else ())
 
     def reauthenticate(self, req: Request, tx: Any) -> None:
@@ -1322,3 +1324,15 @@ def _crl_reason(details: Any) -> int:
                 raise ValueError(f"CRLReason {code} is not defined")
             return code
     return 0
+
+
+def _response_der(response: Any) -> bytes:
+    """A CertResponse's DER (responses are kept as DER on the issuance path)."""
+    return bytes(response) if isinstance(response, (bytes, bytearray)) else codec.encode(response)
+
+
+def _response_id(response: Any) -> int:
+    """The certReqId of a CertResponse given as DER or as a pyasn1 value."""
+    if isinstance(response, (bytes, bytearray)):
+        response = codec.decode(bytes(response), cmp.CertResponse(), what="CertResponse", strict=False)
+    return int(response["certReqId"])
