@@ -401,6 +401,8 @@ def algorithm_leaf(alg: Any) -> Tree:
         leaf["parameters"] = _safe(_pbm_params, raw)
     elif oid == oids.PBMAC1:
         leaf["parameters"] = _safe(_pbmac1_params, raw)
+    elif oid == oids.KEM_BASED_MAC:
+        leaf["parameters"] = _safe(_kem_bm_params, raw)
     elif oid == oids.EC_PUBLIC_KEY and raw[:1] == b"\x06":
         leaf["parameters"] = oid_leaf(_der_decoder.decode(raw, asn1Spec=univ.ObjectIdentifier())[0])
     elif raw != b"\x05\x00":
@@ -416,6 +418,16 @@ def _pbm_params(raw: bytes) -> Tree:
         "iterationCount": int(p["iterationCount"]),
         "mac": oid_leaf(p["mac"]["algorithm"]),
     }
+
+
+def _kem_bm_params(raw: bytes) -> Tree:
+    p = codec.decode(raw, cmp.KemBMParameter(), what="KemBMParameter", strict=False)
+    out: Tree = {"kdf": oid_leaf(p["kdf"]["algorithm"])}
+    if p["kemContext"].isValue:
+        out["kemContext"] = bytes_leaf(bytes(p["kemContext"]))
+    out["len"] = int(p["len"])
+    out["mac"] = oid_leaf(p["mac"]["algorithm"])
+    return out
 
 
 def _pbmac1_params(raw: bytes) -> Tree:

@@ -115,6 +115,12 @@ ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 ID_ENVELOPED_DATA = "1.2.840.113549.1.7.3"
 ID_CT_ENC_KEY_WITH_ID = "1.2.840.113549.1.9.16.1.21"
 ID_CT_KP_A_KEY_PACKAGE = "2.16.840.1.101.2.1.2.78.5"
+# RFC 9629 (KEMRecipientInfo) and RFC 8619 (HKDF AlgorithmIdentifiers)
+ID_ORI = "1.2.840.113549.1.9.16.13"
+ID_ORI_KEM = ID_ORI + ".3"
+HKDF_WITH_SHA256 = "1.2.840.113549.1.9.16.3.28"
+HKDF_WITH_SHA384 = "1.2.840.113549.1.9.16.3.29"
+HKDF_WITH_SHA512 = "1.2.840.113549.1.9.16.3.30"
 
 # --- X.509 extensions used in certificate templates -------------------------------------
 CE_SUBJECT_KEY_IDENTIFIER = "2.5.29.14"
@@ -150,6 +156,16 @@ NAMES.update(
         ML_DSA_44: "ML-DSA-44",
         ML_DSA_65: "ML-DSA-65",
         ML_DSA_87: "ML-DSA-87",
+        ML_KEM_512: "ML-KEM-512",
+        ML_KEM_768: "ML-KEM-768",
+        ML_KEM_1024: "ML-KEM-1024",
+        ID_ORI_KEM: "id-ori-kem",
+        HKDF_WITH_SHA256: "id-alg-hkdf-with-sha256",
+        HKDF_WITH_SHA384: "id-alg-hkdf-with-sha384",
+        HKDF_WITH_SHA512: "id-alg-hkdf-with-sha512",
+        AES128_WRAP: "id-aes128-wrap",
+        AES192_WRAP: "id-aes192-wrap",
+        AES256_WRAP: "id-aes256-wrap",
         IT_IMPLICIT_CONFIRM: "implicitConfirm",
         IT_CA_CERTS: "caCerts",
         IT_ROOT_CA_KEY_UPDATE: "rootCaKeyUpdate",

@@ -41,7 +41,8 @@ EKU_NAMES = {
 
 _newkey_options = [
     opt("--reqnewkeyspec", "--newkeyspec", name="reqnewkeyspec", metavar="SPEC",
-        help="Generate the new key: RSA2048, RSA3072, RSA4096, secp256r1, secp384r1, secp521r1, Ed25519, Ed448, ML-DSA-44/65/87."),
+        help="Generate the new key: RSA2048, RSA3072, RSA4096, secp256r1, secp384r1, secp521r1, Ed25519, Ed448, ML-DSA-44/65/87, "
+             "ML-KEM-768/1024 (an ML-KEM key is proven by --popo keyenc, CMPv3)."),
     opt("--newkey", name="newkey", type=click.Path(dir_okay=False), help="Use this private key (PEM/DER) as the new key."),
     opt("--newkeypass", name="newkeypass", secret=True, help="Password of --newkey."),
 ]
@@ -205,6 +206,8 @@ def apply_popo(builder: Any, params: dict[str, Any], key: Any) -> Any:
     method = (params.get("popo") or "signature").lower()
     if params.get("includepopo") and method != "signature":
         raise UsageError("--includepopo means --popo signature; do not combine it with another --popo")
+    if method == "signature" and _is_mlkem(key) and not params.get("includepopo"):
+        method = "keyenc"  # an ML-KEM key cannot sign: the indirect method is its only POPO
     if method == "signature":
         return builder.popo_signature(popo_signer(key, params.get("digest") or "sha256", bool(params.get("rsa_pss"))))
     if method == "raverify":
@@ -224,14 +227,20 @@ def keyenc_popo(builder: Any, key: Any) -> Any:
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
     pub = key.public_key() if hasattr(key, "public_key") else key
-    if isinstance(pub, rsa.RSAPublicKey):
-        return builder.popo_key_encipherment()
+    if isinstance(pub, rsa.RSAPublicKey) or _is_mlkem(pub):
+        return builder.popo_key_encipherment()  # ML-KEM: encrCert in KEMRecipientInfo (RFC 9629)
     if isinstance(pub, ec.EllipticCurvePublicKey):
         return builder.popo_key_agreement()
     raise UsageError(
-        f"--popo keyenc needs an RSA (keyEncipherment) or EC (keyAgreement) key, not {type(pub).__name__.lstrip('_')}",
+        f"--popo keyenc needs an RSA or ML-KEM (keyEncipherment) or EC (keyAgreement) key, not {type(pub).__name__.lstrip('_')}",
         hint="use --popo signature for signature-only keys",
     )
+
+
+def _is_mlkem(key: Any) -> bool:
+    from cmpclient.protection.kem import kem_algorithm_oid
+
+    return kem_algorithm_oid(key) is not None
 
 
 def auth_controls(builder: Any, params: dict[str, Any]) -> Any:
@@ -263,15 +272,30 @@ def run_enroll(ctx: click.Context, kind: str, request: Any, *, private_key: Any,
 
     params = ctx.params
     out = begin_done(ctx)
-    config, cleanup = build_client(params, ctx=ctx, creds=creds)
+    if creds is True:
+        from cmpclient.cli.options import load_credentials
+
+        creds = load_credentials(params)
+    kem_creds = creds if creds is not None and _is_mlkem(getattr(creds, "key", None)) else None
+    # An ML-KEM certificate cannot sign: it authenticates with a KEM-based MAC (RFC 9810
+    # section 5.1.3.4) after a genm/genp KemCiphertextInfo exchange in the same transaction.
+    config, cleanup = build_client(params, ctx=ctx, creds=None if kem_creds is not None else creds)
+    if private_key is not None and _is_mlkem(private_key) and config.pvno < 3:
+        config.pvno = 3  # the encrypted certificate for an ML-KEM key needs EnvelopedData (CMPv3)
+    transaction = None
     if params.get("nest_with_ra_cert") or params.get("nest_with_ra_key"):
         config.transport = _nesting_transport(config, params)
     try:
         with out.waiting(f"{kind}: waiting for the CA ..."):
+            if kem_creds is not None:
+                from cmpclient.client.kem import establish_kem_mac
+
+                transaction, config = establish_kem_mac(config, kem_creds.key, kem_creds.cert, chain=kem_creds.chain)
             result = enroll(
                 config, kind, request, confirm=not params.get("no_confirm"), decrypt_key=decrypt_key,
                 expected_public_key=expected_public_key,
                 new_private_key=private_key,  # decrypts an encrypted certificate (--popo keyenc)
+                transaction=transaction,
             )
     finally:
         cleanup()
@@ -371,6 +395,11 @@ def _protocol_encr_key(value: str | None) -> tuple[Any, bytes]:
     choice = (value or "RSA").strip()
     if choice.upper() in ("RSA", "EC", "ECDH", "ECC"):
         return make_protocol_encr_key(choice)
+    if choice.upper().replace("-", "").replace("_", "") in ("MLKEM768", "MLKEM1024"):
+        from cmpclient.keys import generate_key
+
+        key = generate_key(choice)  # KEMRecipientInfo (RFC 9629) to a fresh ML-KEM key
+        return key, public_key_der(key)
     key = load_private_key(choice)
     return key, public_key_der(key)
 
@@ -382,8 +411,8 @@ _CRMF_OPTS = [
     *_newkey_options,
     opt("--server-keygen", "--central-keygen", name="server_keygen", is_flag=True, default=False,
         help="Ask the CA to generate the key (public key omitted, or --reqnewkeyspec as an empty-key SPKI)."),
-    opt("--protocol-encr-key", name="protocol_encr_key", metavar="RSA|EC|FILE",
-        help="Key the CA encrypts the generated private key to (default: a fresh RSA key)."),
+    opt("--protocol-encr-key", name="protocol_encr_key", metavar="RSA|EC|ML-KEM-768|ML-KEM-1024|FILE",
+        help="Key the CA encrypts the generated private key to (default: a fresh RSA key; ML-KEM implies --pvno 3)."),
     opt("--popo", name="popo", type=click.Choice(POPO_CHOICES, case_sensitive=False), default="signature",
         show_default=True, help="Proof of possession."),
     opt("--includepopo", name="includepopo", is_flag=True, default=False, help="EJBCA spelling of --popo signature."),
@@ -420,6 +449,8 @@ def crmf(ctx: click.Context, **_: Any) -> None:
         if params.get("reqnewkeyspec"):
             builder = builder.public_key(_empty_key_spki(params["reqnewkeyspec"]))
         pek, pek_spki = _protocol_encr_key(params.get("protocol_encr_key"))
+        if _is_mlkem(pek) or (params.get("reqnewkeyspec") and "KEM" in params["reqnewkeyspec"].upper()):
+            params["pvno"] = 3  # KEMRecipientInfo / an ML-KEM key package need EnvelopedData (CMPv3)
         builder = builder.protocol_encr_key(pek_spki).popo_none()
         mac_secret = read_opt_secret(params, "authparam", what="--authparam") if (
             (params.get("authmodule") or "HMAC").upper() == "HMAC" and params.get("authparam")) else None

@@ -247,6 +247,7 @@ class Transaction:
             untrusted=list(cfg.untrusted),
             max_pbm_iterations=cfg.max_pbm_iterations,
             require_key_usage=not cfg.lenient.ignore_key_usage,
+            kem_secret=getattr(cfg.protection, "kem_shared_secret", None),
         )
         signer = getattr(verified, "signer_cert", None)
         if signer is not None and rsp.header.sender_name is not None and rsp.header.sender_name != signer.subject:

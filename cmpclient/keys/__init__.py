@@ -28,6 +28,7 @@ _EXPORTS = {
     "KeyTransRecipient": "encrypted",
     "KeyAgreeRecipient": "encrypted",
     "PasswordRecipient": "encrypted",
+    "KEMRecipient": "encrypted",
     "encrypt_encrypted_value": "encrypted",
     "decrypt_encrypted_value": "encrypted",
     "envelope": "encrypted",

@@ -30,6 +30,7 @@ __all__ = [
     "KeyTransRecipient",
     "KeyAgreeRecipient",
     "PasswordRecipient",
+    "KEMRecipient",
     "encrypt_encrypted_value",
     "decrypt_encrypted_value",
     "envelope",
@@ -363,7 +364,25 @@ class PasswordRecipient:
             raise UsageError("PasswordRecipient: salt must be at least 8 bytes")
 
 
-Recipient = KeyTransRecipient | KeyAgreeRecipient | PasswordRecipient
+@dataclass(frozen=True)
+class KEMRecipient:
+    """An ML-KEM recipient: KEMRecipientInfo (RFC 9629) in an ``id-ori-kem`` OtherRecipientInfo.
+
+    RFC 9936 (ML-KEM in CMS): the KEK is HKDF-SHA256 (``id-alg-hkdf-with-sha256``, RFC 8619,
+    no salt) of the ML-KEM shared secret with ``info`` = DER ``CMSORIforKEMOtherInfo``, and
+    wraps the content key with AES key wrap -- AES-256 (kekLength 32) for ML-KEM-768 and
+    ML-KEM-1024.  ``recipient``, ``use_ski`` and ``ski`` work as for :class:`KeyTransRecipient`.
+    """
+
+    recipient: Any
+    kdf_hash: str = "sha256"
+    wrap_key_size: int = 32
+    use_ski: bool = False
+    ski: bytes | None = None
+    ukm: bytes | None = None
+
+
+Recipient = KeyTransRecipient | KeyAgreeRecipient | PasswordRecipient | KEMRecipient
 
 
 def _issuer_and_serial(cert: Any, spec: Any) -> Any:
@@ -532,6 +551,127 @@ def _build_pwri(r: PasswordRecipient, cek: bytes, ri: Any) -> None:
         pwri["encryptedKey"] = _pwri_kek_wrap(kek, iv, cek)
 
 
+# --- KEMRecipientInfo (RFC 9629, ML-KEM per RFC 9936) ---------------------------------------
+
+_HKDF_OIDS = {"sha256": "1.2.840.113549.1.9.16.3.28", "sha384": "1.2.840.113549.1.9.16.3.29",
+              "sha512": "1.2.840.113549.1.9.16.3.30"}
+_HKDF_BY_OID = {v: k for k, v in _HKDF_OIDS.items()}
+ID_ORI_KEM = "1.2.840.113549.1.9.16.13.3"
+
+
+def mlkem_oid(key: Any) -> str | None:
+    """The id-alg-ml-kem-* OID of an ML-KEM public or private key (None for other keys)."""
+    from cryptography.hazmat.primitives.asymmetric import mlkem
+
+    for cls_pub, cls_priv, oid in (
+        (mlkem.MLKEM768PublicKey, mlkem.MLKEM768PrivateKey, "2.16.840.1.101.3.4.4.2"),
+        (mlkem.MLKEM1024PublicKey, mlkem.MLKEM1024PrivateKey, "2.16.840.1.101.3.4.4.3"),
+    ):
+        if isinstance(key, (cls_pub, cls_priv)):
+            return oid
+    return None
+
+
+def kem_kek(shared_secret: bytes, hash_name: str, wrap_alg_der: bytes, kek_length: int, ukm: bytes | None) -> bytes:
+    """RFC 9629 section 5: KEK = HKDF(IKM=ss, salt none, info=DER(CMSORIforKEMOtherInfo), L=kekLength)."""
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    from pyasn1_modules import rfc5280
+
+    from cmpclient.asn1.cms_kem import CMSORIforKEMOtherInfo
+
+    info = CMSORIforKEMOtherInfo()
+    info["wrap"] = A.der_decode(wrap_alg_der, rfc5280.AlgorithmIdentifier(), "key wrap algorithm")
+    info["kekLength"] = kek_length
+    if ukm is not None:
+        info["ukm"] = ukm
+    return HKDF(algorithm=A.hash_algorithm(hash_name), length=kek_length, salt=None, info=A.der_encode(info)).derive(
+        shared_secret
+    )
+
+
+def _build_kemri(r: KEMRecipient, cek: bytes, ri: Any) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap
+    from pyasn1.type import univ
+
+    from cmpclient.asn1.cms_kem import KEMRecipientInfo
+
+    pub = _public_key_of(r.recipient)
+    kem_oid = mlkem_oid(pub)
+    if kem_oid is None:
+        raise UsageError("KEMRecipient needs an ML-KEM-768/1024 certificate or public key")
+    if r.kdf_hash not in _HKDF_OIDS:
+        raise UsageError(f"KEMRecipient: unsupported HKDF hash {r.kdf_hash!r}")
+    if r.wrap_key_size not in A.AES_WRAP:
+        raise UsageError("KEMRecipient: wrap_key_size must be 16, 24 or 32")
+    shared, ct = pub.encapsulate()
+    wrap_der = A.der_encode(A.alg_id(A.AES_WRAP[r.wrap_key_size]))
+    kek = kem_kek(shared, r.kdf_hash, wrap_der, r.wrap_key_size, r.ukm)
+    kemri = KEMRecipientInfo()
+    kemri["version"] = 0
+    if isinstance(r.recipient, x509.Certificate) and not r.use_ski and r.ski is None:
+        _issuer_and_serial(r.recipient, kemri["rid"]["issuerAndSerialNumber"])
+    else:
+        kemri["rid"]["subjectKeyIdentifier"] = r.ski if r.ski is not None else subject_key_identifier(r.recipient)
+    kemri["kem"]["algorithm"] = univ.ObjectIdentifier(kem_oid)  # parameters absent (RFC 9936)
+    kemri["kemct"] = ct
+    kemri["kdf"]["algorithm"] = univ.ObjectIdentifier(_HKDF_OIDS[r.kdf_hash])  # parameters absent (RFC 8619)
+    kemri["kekLength"] = r.wrap_key_size
+    if r.ukm is not None:
+        kemri["ukm"] = r.ukm
+    kemri["wrap"]["algorithm"] = univ.ObjectIdentifier(A.AES_WRAP[r.wrap_key_size])
+    kemri["encryptedKey"] = aes_key_wrap(kek, cek)
+    ori = ri["ori"]
+    ori["oriType"] = univ.ObjectIdentifier(ID_ORI_KEM)
+    ori["oriValue"] = univ.Any(A.der_encode(kemri))
+
+
+def _unwrap_kemri(ori: Any, private_key: Any, certificate: Any, what: str) -> list[bytes]:
+    """The content key from an id-ori-kem OtherRecipientInfo for ``private_key`` ([] when it
+    names another recipient)."""
+    from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
+
+    from cmpclient.asn1.cms_kem import KEMRecipientInfo
+
+    if str(ori["oriType"]) != ID_ORI_KEM:
+        return []
+    kemri = A.der_decode(bytes(ori["oriValue"]), KEMRecipientInfo(), f"{what} KEMRecipientInfo")
+    if int(kemri["version"]) != 0:
+        raise ProtectionError(f"{what}: KEMRecipientInfo version {int(kemri['version'])} (must be 0)")
+    name = kemri["rid"].getName()
+    if not _matches_cert(name, kemri["rid"][name], certificate, private_key.public_key()) and certificate is not None:
+        return []
+    kem = str(kemri["kem"]["algorithm"])
+    if kem != mlkem_oid(private_key):
+        raise ProtectionError(f"{what}: KEMRecipientInfo uses KEM {kem}, which does not fit the ML-KEM private key",
+                              fail_info="badAlg")
+    if kemri["kem"]["parameters"].isValue:
+        raise DecodeError(f"{what}: ML-KEM AlgorithmIdentifier parameters must be absent")
+    hash_name = _HKDF_BY_OID.get(str(kemri["kdf"]["algorithm"]))
+    if hash_name is None:
+        raise ProtectionError(f"{what}: unsupported KEMRecipientInfo KDF {kemri['kdf']['algorithm']} (HKDF is supported)",
+                              fail_info="badAlg")
+    wrap_oid = str(kemri["wrap"]["algorithm"])
+    size = A.AES_WRAP_BY_OID.get(wrap_oid)
+    if size is None:
+        raise ProtectionError(f"{what}: unsupported key wrap algorithm {wrap_oid}", fail_info="badAlg")
+    if int(kemri["kekLength"]) != size:
+        raise ProtectionError(f"{what}: kekLength {int(kemri['kekLength'])} does not fit {wrap_oid} ({size} bytes)")
+    try:
+        shared = private_key.decapsulate(bytes(kemri["kemct"]))
+    except ValueError as exc:
+        raise DecodeError(f"{what}: the KEM ciphertext cannot be decapsulated ({exc})") from None
+    ukm = bytes(kemri["ukm"]) if kemri["ukm"].isValue else None
+    kek = kem_kek(shared, hash_name, A.der_encode(kemri["wrap"]), size, ukm)
+    try:
+        return [aes_key_unwrap(kek, bytes(kemri["encryptedKey"]))]
+    except (InvalidUnwrap, ValueError):
+        # ML-KEM decapsulation never fails on a well-formed ciphertext (implicit rejection):
+        # a wrong key or a modified kemct shows up here, as a key-unwrap integrity failure.
+        raise ProtectionError(f"{what}: AES key unwrap failed after ML-KEM decapsulation "
+                              "(wrong private key or tampered KEM ciphertext)") from None
+
+
 # --- EnvelopedData -------------------------------------------------------------------------
 
 
@@ -566,6 +706,7 @@ def envelope(
     env = rfc5652.EnvelopedData()
     infos = env["recipientInfos"]
     has_pwri = False
+    has_ori = False
     all_v0 = True
     for i, r in enumerate(recipients):
         ri = infos.getComponentByPosition(i)  # auto-instantiated RecipientInfo
@@ -578,10 +719,13 @@ def envelope(
         elif isinstance(r, PasswordRecipient):
             _build_pwri(r, cek, ri)
             has_pwri = True
+        elif isinstance(r, KEMRecipient):
+            _build_kemri(r, cek, ri)
+            has_ori = True
         else:
             raise UsageError(f"unsupported recipient type {type(r).__name__}")
     # RFC 5652 section 6.1 version rules (no originatorInfo, no unprotectedAttrs here).
-    env["version"] = 3 if has_pwri else (0 if all_v0 else 2)
+    env["version"] = 3 if (has_pwri or has_ori) else (0 if all_v0 else 2)
     eci = env["encryptedContentInfo"]
     eci["contentType"] = univ.ObjectIdentifier(content_type_oid)
     cea = A.alg_id(A.AES_CBC[content_key_size], A.octet_string_der(iv))
@@ -765,6 +909,8 @@ def _recover_cek_candidates(
                 candidates.extend(_unwrap_kari(ri["kari"], private_key, certificate, what))
             elif kind == "pwri" and password is not None:
                 candidates.append(_unwrap_pwri(ri["pwri"], password, what))
+            elif kind == "ori" and private_key is not None and mlkem_oid(private_key) is not None:
+                candidates.extend(_unwrap_kemri(ri["ori"], private_key, certificate, what))
         except ProtectionError as exc:
             errors.append(exc)
     if candidates:

@@ -29,6 +29,8 @@ VALID_KEY_SPECS: tuple[str, ...] = (
     "ML-DSA-44",
     "ML-DSA-65",
     "ML-DSA-87",
+    "ML-KEM-768",
+    "ML-KEM-1024",
 )
 
 _RSA_SIZES = (2048, 3072, 4096)
@@ -48,13 +50,15 @@ _EC_ALIASES: dict[str, str] = {
 }
 
 _MLDSA = {"44": "ML-DSA-44", "65": "ML-DSA-65", "87": "ML-DSA-87"}
+#: ML-KEM (FIPS 203) parameter sets the installed cryptography implements (not ML-KEM-512).
+_MLKEM = {"768": "ML-KEM-768", "1024": "ML-KEM-1024"}
 
 
 @dataclass(frozen=True)
 class KeySpec:
     """A parsed key specification.
 
-    ``family`` is one of ``"RSA"``, ``"EC"``, ``"Ed25519"``, ``"Ed448"``, ``"ML-DSA"``;
+    ``family`` is one of ``"RSA"``, ``"EC"``, ``"Ed25519"``, ``"Ed448"``, ``"ML-DSA"``, ``"ML-KEM"``;
     ``size`` is the RSA modulus length in bits (``None`` otherwise); ``param`` is the curve
     name for EC (``secp256r1``...) or the ML-DSA parameter set (``ML-DSA-65``).
     """
@@ -68,7 +72,7 @@ class KeySpec:
         """The canonical spelling, one of :data:`VALID_KEY_SPECS`."""
         if self.family == "RSA":
             return f"RSA{self.size}"
-        if self.family in ("EC", "ML-DSA"):
+        if self.family in ("EC", "ML-DSA", "ML-KEM"):
             return str(self.param)
         return self.family
 
@@ -81,7 +85,7 @@ def _usage(spec: str) -> UsageError:
         f"unknown key spec {spec!r}",
         hint="valid key specs: "
         + ", ".join(VALID_KEY_SPECS)
-        + " (aliases: rsa:2048, P-256/prime256v1, EC:secp384r1, mldsa65)",
+        + " (aliases: rsa:2048, P-256/prime256v1, EC:secp384r1, mldsa65, mlkem768)",
     )
 
 
@@ -128,6 +132,11 @@ def parse_key_spec(spec: str) -> KeySpec:
     m = re.fullmatch(r"mldsa(\d+)", compact)
     if m and m.group(1) in _MLDSA:
         return KeySpec("ML-DSA", param=_MLDSA[m.group(1)])
+    m = re.fullmatch(r"mlkem(\d+)", compact)
+    if m and m.group(1) in _MLKEM:
+        return KeySpec("ML-KEM", param=_MLKEM[m.group(1)])
+    if m:
+        raise UsageError(f"unsupported ML-KEM parameter set in key spec {raw!r}", hint="use ML-KEM-768 or ML-KEM-1024")
     raise _usage(raw)
 
 
@@ -165,6 +174,11 @@ def generate_key(spec: str | KeySpec) -> Any:
             "ML-DSA-87": mldsa.MLDSA87PrivateKey,
         }[str(ks.param)]
         return cls.generate()
+    if ks.family == "ML-KEM":
+        from cryptography.hazmat.primitives.asymmetric import mlkem
+
+        kem_cls = {"ML-KEM-768": mlkem.MLKEM768PrivateKey, "ML-KEM-1024": mlkem.MLKEM1024PrivateKey}[str(ks.param)]
+        return kem_cls.generate()
     raise _usage(ks.name)  # pragma: no cover - KeySpec is only built by parse_key_spec
 
 
@@ -183,4 +197,9 @@ def key_spec_of(key: Any) -> KeySpec:
     for n in ("44", "65", "87"):
         if isinstance(key, (getattr(mldsa, f"MLDSA{n}PrivateKey"), getattr(mldsa, f"MLDSA{n}PublicKey"))):
             return KeySpec("ML-DSA", param=f"ML-DSA-{n}")
+    from cryptography.hazmat.primitives.asymmetric import mlkem
+
+    for n in ("768", "1024"):
+        if isinstance(key, (getattr(mlkem, f"MLKEM{n}PrivateKey"), getattr(mlkem, f"MLKEM{n}PublicKey"))):
+            return KeySpec("ML-KEM", param=f"ML-KEM-{n}")
     raise UsageError(f"unsupported key type {type(key).__name__}")

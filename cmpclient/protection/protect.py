@@ -13,7 +13,7 @@ ProtectedPart (``codec.protected_part``), never over a re-encoding.
 
 Verification dispatches on the protectionAlg OID through :data:`_MAC_VERIFIERS` (MAC
 algorithms) and otherwise treats the OID as a signature algorithm; KEM-based MAC
-(RFC 9810 §5.1.3.4) will be one more entry there.
+(RFC 9810 §5.1.3.4, :mod:`.kem`) is one entry there and needs ``kem_secret``.
 """
 
 from __future__ import annotations
@@ -222,6 +222,7 @@ class _Context:
     max_pbm_iterations: int
     require_key_usage: bool
     at_time: datetime.datetime | None
+    kem_secret: bytes | None = None
 
 
 def _need_secret(ctx: _Context, name: str) -> bytes:
@@ -258,11 +259,25 @@ def _unsupported_mac(ctx: _Context) -> VerifiedProtection:
     )
 
 
+def _verify_kem_mac(ctx: _Context) -> VerifiedProtection:
+    from cmpclient.protection import kem as _kem
+
+    params = _kem.KemBMParams.from_algorithm_identifier(ctx.alg)  # unsupported KDF/MAC -> badAlg first
+    if not ctx.kem_secret:
+        raise ProtectionError(
+            "the message is protected with a KEM-based MAC but no KEM shared secret is established",
+            hint="a KEM-based MAC follows a genm/genp KemCiphertextInfo exchange in the same transaction",
+        )
+    tid = ctx.message["header"]["transactionID"]
+    _kem.verify_kem_mac(ctx.kem_secret, ctx.alg, bytes(tid) if tid.isValue else b"", ctx.protected, ctx.value)
+    return VerifiedProtection("mac", params.describe())
+
+
 #: protectionAlg OID -> verifier for MAC-based protection; anything else is a signature.
 _MAC_VERIFIERS: dict[str, Callable[[_Context], VerifiedProtection]] = {
     oids.PASSWORD_BASED_MAC: _verify_pbm,
     oids.PBMAC1: _verify_pbmac1,
-    oids.KEM_BASED_MAC: _unsupported_mac,
+    oids.KEM_BASED_MAC: _verify_kem_mac,
     oids.DH_BASED_MAC: _unsupported_mac,
 }
 
@@ -343,6 +358,7 @@ def verify_protection(
     max_pbm_iterations: int = _mac.DEFAULT_MAX_RECEIVED_ITERATIONS,
     require_key_usage: bool = True,
     at_time: datetime.datetime | None = None,
+    kem_secret: bytes | None = None,
 ) -> VerifiedProtection:
     """Verify the protection of a received message; raise ProtectionError/TrustError.
 
@@ -351,7 +367,8 @@ def verify_protection(
     MAC protection needs ``secret``; signature protection needs ``pinned`` (the signer is
     then that certificate) or ``trusted`` anchors (the signer is the first extraCert,
     preferring those whose SKI matches senderKID, whose key verifies the signature; its
-    chain is built through extraCerts and ``untrusted``).
+    chain is built through extraCerts and ``untrusted``).  A KEM-based MAC needs the
+    ``kem_secret`` established by the KemCiphertextInfo exchange.
     """
     if message is None:
         message = codec.decode(message_der, cmp.PKIMessage(), what="PKIMessage")
@@ -380,6 +397,7 @@ def verify_protection(
         max_pbm_iterations=max_pbm_iterations,
         require_key_usage=require_key_usage,
         at_time=at_time,
+        kem_secret=kem_secret,
     )
     verifier = _MAC_VERIFIERS.get(str(alg["algorithm"]), _verify_signature)
     return verifier(ctx)

@@ -12,6 +12,8 @@
 * ``RegTokenPwd`` -- the regToken control carries the end entity's password (client mode,
   not p10cr; the message itself may be unprotected).
 * ``DnPartPwd`` -- a DN component of the request subject is the password (client mode).
+* ``KemBasedMac`` -- a KEM-based MAC keyed by a secret encapsulated to the sender's ML-KEM
+  certificate in an earlier genm/genp of the same transaction (:mod:`cmpclient.testca.kem`).
 
 A module that does not apply or fails raises :class:`NotApplicable` and the next one is
 tried; when all fail the request gets an unprotected error (badRequest) listing each
@@ -257,8 +259,16 @@ def dn_part_module(ca: Any, req: "Request") -> AuthResult:
     return AuthResult("DnPartPwd", "none", ref="")
 
 
+def kem_based_mac_module(ca: Any, req: "Request") -> AuthResult:
+    """``KemBasedMac`` (RFC 9810 section 5.1.3.4): see :mod:`cmpclient.testca.kem`."""
+    from cmpclient.testca import kem
+
+    return kem.module(ca, req)
+
+
 MODULES = {
     "HMAC": hmac_module,
+    "KemBasedMac": kem_based_mac_module,
     "EndEntityCertificate": end_entity_certificate_module,
     "RegTokenPwd": reg_token_module,
     "DnPartPwd": dn_part_module,

@@ -152,6 +152,8 @@ class CertificateAuthority:
         if end <= start:
             raise IssuanceError("the requested validity ends before it starts")
         ku = profile.key_usage
+        if type(public_key).__name__.startswith("MLKEM"):
+            ku = ("keyEncipherment",)  # an ML-KEM key only encapsulates (draft-ietf-lamps-kyber-certificates: keyEncipherment)
         eku: Sequence[x509.ObjectIdentifier] = [EKU_NAMES[n] if n in EKU_NAMES else x509.ObjectIdentifier(n) for n in profile.ext_key_usage]
         if profile.allow_key_usage_override:
             if key_usage_names is not None:

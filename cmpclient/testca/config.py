@@ -20,7 +20,7 @@ from typing import Any
 from cmpclient.errors import ConfigError
 
 MODES = ("client", "ra")
-AUTH_MODULES = ("HMAC", "EndEntityCertificate", "RegTokenPwd", "DnPartPwd")
+AUTH_MODULES = ("HMAC", "EndEntityCertificate", "RegTokenPwd", "DnPartPwd", "KemBasedMac")
 NAME_SCHEMES = ("DN", "RANDOM", "FIXED", "USERNAME")
 USERNAME_COMPONENTS = ("DN", "CN", "UID", "SN", "SERIALNUMBER", "OU", "O", "E")
 RESPONSE_PROTECTIONS = ("signature", "pbe")
@@ -55,7 +55,7 @@ validity_days = 3650
 
 [[cert_profile]]
 name = "CMP_CERT"
-key_algs = ["RSA2048", "RSA3072", "RSA4096", "secp256r1", "secp384r1", "secp521r1", "Ed25519", "Ed448", "ML-DSA-44", "ML-DSA-65", "ML-DSA-87"]
+key_algs = ["RSA2048", "RSA3072", "RSA4096", "secp256r1", "secp384r1", "secp521r1", "Ed25519", "Ed448", "ML-DSA-44", "ML-DSA-65", "ML-DSA-87", "ML-KEM-768", "ML-KEM-1024"]
 server_keygen_key = "RSA2048"
 validity_days = 730
 allow_validity_override = true

@@ -36,6 +36,7 @@ from cmpclient.message.pkimessage import decode_message
 from cmpclient.protection import MACProtection, PBMAC1Params, PBMParams, SignatureProtection, protect_der
 from cmpclient.protection import signature as _sig
 from cmpclient.testca import auth as A
+from cmpclient.testca import kem as K
 from cmpclient.testca.auth import AuthResult, NotApplicable, Refusal
 from cmpclient.testca.ca import CertificateAuthority, IssuanceError, fingerprint, name_key
 from cmpclient.testca.config import KEYID, AliasConfig, CAConfig, CertProfile, Config, EEProfile
@@ -105,6 +106,7 @@ class Request:
     items: list[CertReqItem] = field(default_factory=list)
     ca: CertificateAuthority | None = None
     auth: AuthResult | None = None
+    kem: Any = None  #: KEM-based MAC context of the transaction (testca.kem.KemContext)
 
     @property
     def body_type(self) -> str:
@@ -189,9 +191,11 @@ class Engine:
             raise Refusal("unsupportedVersion", f"pvno {req.header.pvno} is not supported")
         if kind == "nested":
             return self.handle_nested(req)
+        if kind in CERT_REQUEST_BODIES:
+            req.kem = K.context_of(self, req)  # a KEM-MAC request continues its genm's transaction
         if alias.strict:
             self.strict_checks(req)
-        elif kind in OPENING_BODIES and req.header.transaction_id:
+        elif kind in OPENING_BODIES and req.header.transaction_id and req.kem is None:
             self.store.begin_transaction(alias.name, req.header.transaction_id, kind, exclusive=False)
         faults = alias.faults
         if faults.force_error and kind in OPENING_BODIES:
@@ -221,7 +225,10 @@ class Engine:
         if skew > alias.max_clock_skew:
             raise Refusal("badTime", f"messageTime is {int(skew)} s away from the CA's clock (limit {alias.max_clock_skew} s)")
         tx = self.store.get_transaction(alias.name, h.transaction_id)
-        if req.body_type in OPENING_BODIES:
+        kem_continues = req.kem is not None and tx is not None and tx.state == K.STATE
+        if kem_continues and h.recip_nonce != tx.last_nonce:  # type: ignore[union-attr]
+            raise Refusal("badRecipientNonce", "recipNonce does not match the senderNonce of the CA's genp")
+        if req.body_type in OPENING_BODIES and not kem_continues:
             if tx is not None:
                 raise Refusal("transactionIdInUse", "transactionID is already in use")
         else:
@@ -231,7 +238,7 @@ class Engine:
                 raise Refusal("badRecipientNonce", "recipNonce does not match the senderNonce of the CA's last response")
         if not self.store.remember_nonce(alias.name, h.sender_nonce):
             raise Refusal("badSenderNonce", "senderNonce was used before (replay)")
-        if req.body_type in OPENING_BODIES:
+        if req.body_type in OPENING_BODIES and not kem_continues:
             if not self.store.begin_transaction(alias.name, h.transaction_id, req.body_type, exclusive=True):
                 raise Refusal("transactionIdInUse", "transactionID is already in use")
 
@@ -349,7 +356,9 @@ class Engine:
         extras = [e for e in list(extra_certs) + [self._pem_der(p) for p in alias.extra_certs] if e]
         protection: Any = None
         if not alias.faults.unprotected_responses:
-            if use_mac:
+            if auth is not None and auth.kind == "kem":
+                protection = K.response_protection(req)
+            elif use_mac:
                 p = auth.mac_params  # type: ignore[union-attr]
                 if isinstance(p, PBMParams):
                     params: Any = PBMParams(salt=os.urandom(16), owf=p.owf, iterations=p.iterations, mac=p.mac)
@@ -701,7 +710,11 @@ class Engine:
         if int(item.msg["popo"][kind]["subsequentMessage"]) != 0:
             raise Refusal("badPOP", f"{kind} POPO with subsequentMessage challengeResp (the direct method) is not supported "
                           "by this CA; use encrCert", form="reject")
-        if kind == "keyEncipherment" and not isinstance(public_key, rsa.RSAPublicKey):
+        kem_key = K.kem_algorithm_oid(public_key) is not None
+        if kem_key and req.header.pvno < 3:
+            raise Refusal("badPOP", "keyEncipherment POPO for an ML-KEM key needs CMPv3 (pvno 3): only EnvelopedData "
+                          "(KEMRecipientInfo, RFC 9629) can carry the certificate encrypted to it", form="reject")
+        if kind == "keyEncipherment" and not (isinstance(public_key, rsa.RSAPublicKey) or kem_key):
             raise Refusal("badPOP", f"keyEncipherment POPO needs a key-transport (RSA) key, not {_key_kind(public_key)}"
                           + ("; use keyAgreement for an EC key" if isinstance(public_key, ec.EllipticCurvePublicKey) else ""),
                           form="reject")
@@ -727,7 +740,11 @@ class Engine:
         pub = cert.public_key()
         if req.header.pvno < 3:
             return B.encrypted_key(encrypted_value_der=encrypt_encrypted_value(cert_der, pub))
+        from cmpclient.keys import KEMRecipient
+
         recipient: Any = KeyTransRecipient(cert) if isinstance(pub, rsa.RSAPublicKey) else KeyAgreeRecipient(cert)
+        if K.kem_algorithm_oid(pub) is not None:
+            recipient = KEMRecipient(cert)  # RFC 9629 KEMRecipientInfo, HKDF-SHA256 + AES-256 wrap (RFC 9936)
         return B.encrypted_key(enveloped_data_der=envelope(cert_der, recipients=[recipient]))
 
     def check_indirect_proof(self, req: Request, entries: Sequence[Any], awaiting: dict[str, int]) -> None:
@@ -812,7 +829,7 @@ class Engine:
                 raise Refusal("badRequest", f"protocolEncrKey is not a usable public key: {exc}") from exc
             if req.header.pvno < 3 and not isinstance(pek, rsa.RSAPublicKey):
                 raise Refusal("badRequest", "a CMPv2 (EncryptedValue) key delivery needs an RSA protocolEncrKey")
-            if not isinstance(pek, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+            if not isinstance(pek, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)) and K.kem_algorithm_oid(pek) is None:
                 raise Refusal("badRequest", f"protocolEncrKey of type {type(pek).__name__} is not supported")
         return generate_key(name)
 
@@ -828,6 +845,10 @@ class Engine:
             recipient: Any = KeyTransRecipient(pek)
         elif isinstance(pek, ec.EllipticCurvePublicKey):
             recipient = KeyAgreeRecipient(pek)
+        elif pek is not None and K.kem_algorithm_oid(pek) is not None:
+            from cmpclient.keys import KEMRecipient
+
+            recipient = KEMRecipient(pek)
         else:
             recipient = PasswordRecipient(req.auth.secret)  # type: ignore[union-attr,arg-type]
         env = wrap_private_key_for_delivery(
@@ -907,6 +928,11 @@ class Engine:
             except NotApplicable as exc:
                 raise Refusal("badRequest", f"authentication failed: EndEntityCertificate: {exc}") from exc
             req.auth = AuthResult("EndEntityCertificate", "signature", signer_cert=signer, ref=ref)
+        elif kind == "kem":
+            if not K.is_kem_protected(req):
+                raise Refusal("badRequest", "authentication failed: this transaction must continue with KEM-based MAC protection")
+            req.kem = K.context_of(self, req)
+            req.auth = K.authenticate(self, req, continuation=True)
         else:
             req.auth = AuthResult("transaction", "none")
 
@@ -984,7 +1010,7 @@ class Engine:
             alg = A.protection_alg(req.msg)
             if alg is None or str(alg["algorithm"]) in A.MAC_ALGS:
                 raise Refusal("badRequest", "kur must be signed with the certificate being updated (EndEntityCertificate authentication)")
-            req.auth = A.authenticate(self, req, ("EndEntityCertificate",))
+            req.auth = A.authenticate(self, req, ("KemBasedMac",) if req.kem is not None else ("EndEntityCertificate",))
         auth = req.auth
         old = None
         old_id = item.controls.get(oids.REGCTRL_OLD_CERT_ID)
@@ -1098,6 +1124,8 @@ class Engine:
     # --- genm ------------------------------------------------------------------------------------------------
     def handle_genm(self, req: Request) -> bytes:
         alias = req.alias
+        if K.wants_kem(req):
+            return K.handle_genm(self, req)
         if alias.mode == "client" and req.header.sender_kid and _mac_protected(req):
             # Client-mode MAC: the senderKID names the end entity whose password is the secret.
             req.username = req.header.sender_kid.decode("utf-8", "replace")
@@ -1120,7 +1148,7 @@ class Engine:
             elif oid == oids.IT_CURRENT_CRL:
                 items.append((oid, ca.crl(self.store).public_bytes(serialization.Encoding.DER)))
             elif oid == oids.IT_SIGN_KEY_PAIR_TYPES:
-                items.append((oid, _seq([_alg_der(s) for s in self._profile_for_genm(req).key_algs])))
+                items.append((oid, _seq([_alg_der(s) for s in self._profile_for_genm(req).key_algs if "KEM" not in s.upper()])))
             else:
                 log.info("test CA: genm infoType %s is not supported; left out of genp", oid)
         self._tx_state(req, "closed", auth_kind=req.auth.kind, auth_ref=req.auth.ref, ca=ca.name)
@@ -1252,7 +1280,7 @@ def _seq(items: Sequence[bytes]) -> bytes:
 
 _CURVE_SPECS = {oids.SECP256R1: "secp256r1", oids.SECP384R1: "secp384r1", oids.SECP521R1: "secp521r1"}
 _OID_SPECS = {oids.ED25519: "Ed25519", oids.ED448: "Ed448", oids.ML_DSA_44: "ML-DSA-44", oids.ML_DSA_65: "ML-DSA-65",
-              oids.ML_DSA_87: "ML-DSA-87"}
+              oids.ML_DSA_87: "ML-DSA-87", oids.ML_KEM_768: "ML-KEM-768", oids.ML_KEM_1024: "ML-KEM-1024"}
 
 
 def _spec_from_spki(spki_der: bytes, profile: CertProfile) -> str | None:

@@ -129,12 +129,21 @@ def test_unprotected_message():
         verify_protection(der, secret=b"s")
 
 
-def test_kem_based_mac_is_not_supported_yet():
-    msg = protect_message(make_message(), MACProtection(b"s", PBMParams.new(iterations=1)))
-    msg["header"]["protectionAlg"]["algorithm"] = oids.KEM_BASED_MAC
-    with pytest.raises(ProtectionError, match="kemBasedMac protection is not supported yet") as err:
-        verify_protection(codec.encode(msg), secret=b"s")
-    assert err.value.fail_info == "badAlg"
+def test_kem_based_mac_verifies_with_the_kem_secret():
+    import os
+
+    from cmpclient.protection.kem import KEMMACProtection
+
+    base = make_message()
+    tid = bytes(base["header"]["transactionID"])
+    ss = os.urandom(32)
+    der = codec.encode(protect_message(base, KEMMACProtection(ss, tid)))
+    assert verify_protection(der, kem_secret=ss).algorithm == "kemBasedMac/hkdf-sha256/hmac-sha256"
+    with pytest.raises(ProtectionError, match="no KEM shared secret"):
+        verify_protection(der, secret=b"s")
+    with pytest.raises(ProtectionError) as err:
+        verify_protection(der, kem_secret=os.urandom(32))
+    assert err.value.fail_info == "badMessageCheck"
 
 
 def test_verification_uses_received_bytes_with_given_message():
