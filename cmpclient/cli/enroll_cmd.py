@@ -47,6 +47,18 @@ _newkey_options = [
     opt("--newkeypass", name="newkeypass", secret=True, help="Password of --newkey."),
 ]
 
+#: POPO choice and on-the-fly nesting through an RA, shared by crmf and update.
+_popo_and_nesting_options = [
+    opt("--popo", name="popo", type=click.Choice(POPO_CHOICES, case_sensitive=False), default="signature",
+        show_default=True, help="Proof of possession."),
+    opt("--includepopo", name="includepopo", is_flag=True, default=False, help="EJBCA spelling of --popo signature."),
+    opt("--nest-with-ra-cert", name="nest_with_ra_cert", type=click.Path(dir_okay=False),
+        help="Wrap the requests in a nested message signed by this RA certificate (PEM; chain may follow)."),
+    opt("--nest-with-ra-key", name="nest_with_ra_key", type=click.Path(dir_okay=False),
+        help="Private key of --nest-with-ra-cert."),
+    opt("--nest-with-ra-keypass", name="nest_with_ra_keypass", secret=True, help="Password of --nest-with-ra-key."),
+]
+
 
 def _apply(fn: Any, decorators: list[Any]) -> Any:
     for d in reversed(decorators):
@@ -413,14 +425,7 @@ _CRMF_OPTS = [
         help="Ask the CA to generate the key (public key omitted, or --reqnewkeyspec as an empty-key SPKI)."),
     opt("--protocol-encr-key", name="protocol_encr_key", metavar="RSA|EC|ML-KEM-768|ML-KEM-1024|FILE",
         help="Key the CA encrypts the generated private key to (default: a fresh RSA key; ML-KEM implies --pvno 3)."),
-    opt("--popo", name="popo", type=click.Choice(POPO_CHOICES, case_sensitive=False), default="signature",
-        show_default=True, help="Proof of possession."),
-    opt("--includepopo", name="includepopo", is_flag=True, default=False, help="EJBCA spelling of --popo signature."),
-    opt("--nest-with-ra-cert", name="nest_with_ra_cert", type=click.Path(dir_okay=False),
-        help="Wrap the requests in a nested message signed by this RA certificate (PEM; chain may follow)."),
-    opt("--nest-with-ra-key", name="nest_with_ra_key", type=click.Path(dir_okay=False),
-        help="Private key of --nest-with-ra-cert."),
-    opt("--nest-with-ra-keypass", name="nest_with_ra_keypass", secret=True, help="Password of --nest-with-ra-key."),
+    *_popo_and_nesting_options,
     request_options, server_options, auth_options, trust_options, output_options, common_options,
     click.pass_context, handle_errors,
 ]
@@ -442,7 +447,6 @@ def crmf(ctx: click.Context, **_: Any) -> None:
     if not params.get("dn"):
         raise UsageError(f"{kind} needs the subject: --dn 'CN=...'")
     builder = auth_controls(template_builder(params), params)
-    decrypt_key = None
     if params.get("server_keygen"):
         if params.get("newkey"):
             raise UsageError("--server-keygen and --newkey exclude each other")
@@ -540,14 +544,7 @@ _UPDATE_OPTS = [
     opt("--same-key", "--reuse-key", name="same_key", is_flag=True, default=False, help="Keep the current key (no new key)."),
     opt("--oldcert", name="oldcert", type=click.Path(dir_okay=False),
         help="The certificate to update (default: --cert / the keystore's). Another EE's certificate makes an RA request."),
-    opt("--popo", name="popo", type=click.Choice(POPO_CHOICES, case_sensitive=False), default="signature", show_default=True,
-        help="Proof of possession."),
-    opt("--includepopo", name="includepopo", is_flag=True, default=False, help="EJBCA spelling of --popo signature."),
-    opt("--nest-with-ra-cert", name="nest_with_ra_cert", type=click.Path(dir_okay=False),
-        help="Wrap the requests in a nested message signed by this RA certificate (PEM; chain may follow)."),
-    opt("--nest-with-ra-key", name="nest_with_ra_key", type=click.Path(dir_okay=False),
-        help="Private key of --nest-with-ra-cert."),
-    opt("--nest-with-ra-keypass", name="nest_with_ra_keypass", secret=True, help="Password of --nest-with-ra-key."),
+    *_popo_and_nesting_options,
     request_options, server_options, auth_options, trust_options, output_options, common_options,
     click.pass_context, handle_errors,
 ]

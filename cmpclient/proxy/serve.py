@@ -10,14 +10,12 @@ connection).
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from cmpclient.proxy.core import CMP_CONTENT_TYPE, Proxy
 from cmpclient.proxy.wsgi import make_app
-from cmpclient.testca.serve import ThreadingWSGIServer
+from cmpclient.testca.serve import ThreadedFront, ThreadingWSGIServer
 from cmpclient.testca.tcp import TCPListener, bind_socket
-from cmpclient.testca.wsgi import PATH_PREFIX
 
 __all__ = ["ProxyServer", "split_host_port", "LISTEN_LINE_PREFIX"]
 
@@ -49,8 +47,10 @@ class _TCPFront:
         return status, body
 
 
-class ProxyServer:
+class ProxyServer(ThreadedFront):
     """The proxy's HTTP listener (and a TCP one when ``tcp_port`` is not None), in threads."""
+
+    thread_name = "cmp-proxy"
 
     def __init__(
         self,
@@ -73,19 +73,7 @@ class ProxyServer:
                 _TCPFront(proxy, config.tcp_alias), tcp_host or host, tcp_port,
                 max_frame=config.max_body_size, timeout=config.client_timeout,
             )
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self.httpd.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def url(self, alias: str) -> str:
-        return f"{self.base_url}{PATH_PREFIX}/{alias}"
+        self._thread = None
 
     @property
     def tcp_url(self) -> str | None:
@@ -96,31 +84,8 @@ class ProxyServer:
 
     def start(self, ready_timeout: float = 10.0) -> "ProxyServer":
         """Serve in daemon threads; returns once the HTTP accept loop runs."""
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, name=f"cmp-proxy-{self.port}", daemon=True
-        )
-        self._thread.start()
-        if self.tcp is not None:
-            self.tcp.start()
-        if not self.httpd.ready.wait(ready_timeout):
-            self.stop()
-            raise RuntimeError(f"CMP proxy did not start within {ready_timeout} s")
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self.httpd.shutdown()
-            self._thread.join(timeout=10)
-            self._thread = None
-        self.httpd.server_close()
-        if self.tcp is not None:
-            self.tcp.shutdown()
-
-    def __enter__(self) -> "ProxyServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.ready_timeout = ready_timeout
+        return super().start()  # type: ignore[no-any-return]
 
     def describe(self) -> str:
         lines = [f"{LISTEN_LINE_PREFIX}{self.base_url}"]

@@ -31,6 +31,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any, Callable, TextIO
@@ -46,6 +47,13 @@ log = logging.getLogger("cmpclient.testca.serve")
 #: Tests and scripts parse the line that starts with this to learn the port.
 LISTEN_LINE_PREFIX = "cmpclient serve: listening on "
 GRACEFUL_TIMEOUT = 10
+#: Slow or idle clients (issue #6): a connection must send its first byte within
+#: FIRST_BYTE_TIMEOUT seconds and the whole request (headers and body) within
+#: REQUEST_READ_TIMEOUT seconds of being accepted, else it is closed.  A gunicorn sync
+#: worker serves one connection at a time, so without these two idle sockets stalled
+#: the whole server until the arbiter killed the workers (60 s).
+FIRST_BYTE_TIMEOUT = 2.0
+REQUEST_READ_TIMEOUT = 10.0
 #: Seconds a client connection may stay silent (slow or stalled clients are dropped).
 CLIENT_TIMEOUT = 30.0
 
@@ -115,6 +123,49 @@ class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
         self.ready.set()
 
 
+class _DeadlineSocket:
+    """A client socket whose reads share one deadline (see REQUEST_READ_TIMEOUT).
+
+    A read past the deadline is logged and reported as end of stream, so gunicorn's
+    parser ends the connection quietly (a short body becomes the app's HTTP 400).
+    Everything else is the socket's own.
+    """
+
+    def __init__(self, sock: socket.socket, peer: Any) -> None:
+        self._sock = sock
+        self._peer = peer
+        self._start = time.monotonic()
+        self._got = 0
+
+    def recv(self, size: int, *flags: int) -> bytes:
+        if self._got < 0:
+            return b""
+        limit = FIRST_BYTE_TIMEOUT if self._got == 0 else REQUEST_READ_TIMEOUT
+        remaining = self._start + limit - time.monotonic()
+        if remaining <= 0:
+            return self._expired(limit)
+        self._sock.settimeout(remaining)
+        try:
+            data = self._sock.recv(size, *flags)
+        except (socket.timeout, TimeoutError):
+            return self._expired(limit)
+        finally:
+            self._sock.settimeout(REQUEST_READ_TIMEOUT)  # bounds the answer's sendall too
+        self._got += len(data)
+        return data
+
+    def _expired(self, limit: float) -> bytes:
+        if self._got < 0:
+            return b""
+        what = "sent nothing" if self._got == 0 else f"sent only {self._got} bytes"
+        log.warning("closing slow client %s: %s within %.0f s", self._peer, what, limit)
+        self._got = -1  # reported once; every later read is end of stream too
+        return b""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 class _SerializedCA:
     """Wraps a CA so that only one thread at a time is inside ``handle``.
 
@@ -138,34 +189,19 @@ class _SerializedCA:
         return getattr(self._ca, name)
 
 
-class BackgroundServer:
-    """The test CA's HTTP and TCP front ends in threads of this process.
+class ThreadedFront:
+    """An HTTP server (``self.httpd``) and an optional TCP listener (``self.tcp``) served
+    in daemon threads of this process; shared by the test CA and the proxy.
 
-    ``start()`` returns once both accept loops run (polled readiness, no sleeps).
-    ``tcp_port=None`` disables the TCP listener. ``serialize`` puts one lock around
-    ``ca.handle`` (needed unless the CA is safe to share between threads).
+    ``start()`` returns once the HTTP accept loop runs (polled readiness, no sleeps).
     """
 
-    def __init__(
-        self,
-        ca: Any,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        tcp_port: int | None = 0,
-        serialize: bool = True,
-        ready_timeout: float = 10.0,
-    ) -> None:
-        self.ca = ca
-        self.host = host
-        self._front = _SerializedCA(ca) if serialize else ca
-        self._http_sock = bind_socket(host, port)
-        self.httpd = ThreadingWSGIServer(self._http_sock, make_app(self._front))
-        self.tcp: TCPListener | None = None
-        if tcp_port is not None:
-            self.tcp = TCPListener(self._front, host, tcp_port)
-        self.ready_timeout = ready_timeout
-        self._thread: threading.Thread | None = None
+    httpd: ThreadingWSGIServer
+    tcp: "TCPListener | None" = None
+    host: str = "127.0.0.1"
+    ready_timeout: float = 10.0
+    thread_name: str = "cmp-http"
+    _thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
@@ -186,16 +222,17 @@ class BackgroundServer:
     def tcp_url(self) -> str | None:
         return f"tcp://{_url_host(self.host)}:{self.tcp_port}" if self.tcp else None
 
-    def start(self) -> "BackgroundServer":
+    def start(self) -> Any:
         self._thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, name=f"testca-http-{self.port}", daemon=True
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, name=f"{self.thread_name}-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         if self.tcp is not None:
             self.tcp.start()
         if not self.httpd.ready.wait(self.ready_timeout):
             self.stop()
-            raise RuntimeError(f"test CA HTTP server did not start within {self.ready_timeout} s")
+            raise RuntimeError(f"{self.thread_name} server did not start within {self.ready_timeout} s")
         return self
 
     def stop(self) -> None:
@@ -207,11 +244,40 @@ class BackgroundServer:
         if self.tcp is not None:
             self.tcp.shutdown()
 
-    def __enter__(self) -> "BackgroundServer":
+    def __enter__(self) -> Any:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class BackgroundServer(ThreadedFront):
+    """The test CA's HTTP and TCP front ends in threads of this process.
+
+    ``tcp_port=None`` disables the TCP listener. ``serialize`` puts one lock around
+    ``ca.handle`` (needed unless the CA is safe to share between threads).
+    """
+
+    thread_name = "testca-http"
+
+    def __init__(
+        self,
+        ca: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tcp_port: int | None = 0,
+        serialize: bool = True,
+        ready_timeout: float = 10.0,
+    ) -> None:
+        self.ca = ca
+        self.host = host
+        self._front = _SerializedCA(ca) if serialize else ca
+        self._http_sock = bind_socket(host, port)
+        self.httpd = ThreadingWSGIServer(self._http_sock, make_app(self._front))
+        self.tcp = TCPListener(self._front, host, tcp_port) if tcp_port is not None else None
+        self.ready_timeout = ready_timeout
+        self._thread = None
 
 
 def _url_host(host: str) -> str:
@@ -349,12 +415,24 @@ def _serve_gunicorn(
         print("cmpclient serve: stopped", file=out)
         out.flush()
 
+    from gunicorn import util as _gutil
+    from gunicorn.workers.sync import SyncWorker
+
+    class _GuardedSyncWorker(SyncWorker):  # type: ignore[misc]
+        """gunicorn's sync worker with the slow-client deadlines of :class:`_DeadlineSocket`."""
+
+        def accept(self, listener: Any) -> None:
+            client, addr = listener.accept()
+            client.setblocking(True)
+            _gutil.close_on_exec(client)
+            self.handle(listener, _DeadlineSocket(client, addr), addr)
+
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             settings = {
                 "bind": [f"fd://{http_sock.fileno()}"],
                 "workers": workers,
-                "worker_class": "sync",
+                "worker_class": _GuardedSyncWorker,
                 "preload_app": False,
                 "graceful_timeout": GRACEFUL_TIMEOUT,
                 "timeout": 60,
