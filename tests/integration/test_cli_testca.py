@@ -1,4 +1,5 @@
-"""``cmpclient crmf --server-keygen`` against the in-process test CA (alias ``servergen``)."""
+"""The CLI against the in-process test CA: server-generated keys (alias ``servergen``),
+genm info types, and the RA form of update."""
 
 from __future__ import annotations
 
@@ -7,14 +8,11 @@ import stat
 
 import pytest
 from click.testing import CliRunner
+from cryptography import x509
 
 from cmpclient.cli.main import cli
 
 
-try:  # the test CA is built concurrently; until it exports TestCA this module skips
-    from cmpclient.testca import TestCA  # noqa: F401
-except ImportError:
-    pytest.skip("cmpclient.testca.TestCA is not available yet", allow_module_level=True)
 
 
 def _run(args, env=None):
@@ -57,3 +55,65 @@ def test_crmf_server_keygen_unprotected_error_hint(testca_server):
     assert r.exit_code == 6 and "--unprotected-errors" in r.stderr
     r = _run([*args, "--unprotected-errors"])
     assert r.exit_code == 7 and "RSA protocolEncrKey" in r.stderr
+
+
+def _cli(*args: str, secret: str = "password"):
+    return CliRunner().invoke(cli, list(args), env={"NO_COLOR": "1", "CA_SECRET": secret}, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("infotype", ["caCerts", "certReqTemplate", "crlStatusList", "rootCaKeyUpdate"])
+def test_genm_infotypes_against_the_test_ca(testca_server, tmp_path, infotype):
+    args = ["genm", "--url", testca_server.url("ra"), "--authparam", "env:CA_SECRET", "--keyid", "genm",
+            "--infotype", infotype, "--dest", str(tmp_path), "--json"]
+    if infotype == "crlStatusList":
+        args += ["--oldcrl", str(_old_crl(testca_server, tmp_path)), "--crlout", str(tmp_path / "crl.der")]
+    if infotype == "caCerts":
+        args += ["--cacertsout", str(tmp_path / "ca.pem")]
+    result = _cli(*args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc, result.stdout
+    if infotype == "caCerts":
+        names = {c.subject.rfc4514_string() for c in x509.load_pem_x509_certificates((tmp_path / "ca.pem").read_bytes())}
+        assert any("ManagementCA" in n for n in names) and any("RootCA" in n for n in names)
+    if infotype == "crlStatusList":  # answered with id-it-crls: a CRL signed by the CA
+        crl = x509.load_der_x509_crl((tmp_path / "crl.der").read_bytes())  # --crlout writes DER
+        ca = x509.load_pem_x509_certificate((testca_server.data_dir / "ca" / "ManagementCA.pem").read_bytes())
+        assert crl.issuer == ca.subject and crl.is_signature_valid(ca.public_key())
+        assert crl.last_update_utc > x509.load_pem_x509_crl((tmp_path / "old-crl.pem").read_bytes()).last_update_utc
+
+
+def _old_crl(testca_server, tmp_path):
+    """A day-old CRL of ManagementCA (signed with its key), as a client would hold."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    ca_dir = testca_server.data_dir / "ca"
+    cert = x509.load_pem_x509_certificate((ca_dir / "ManagementCA.pem").read_bytes())
+    key = serialization.load_pem_private_key((ca_dir / "ManagementCA.key.pem").read_bytes(), None)
+    then = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    crl = (x509.CertificateRevocationListBuilder().issuer_name(cert.subject).last_update(then)
+           .next_update(then + dt.timedelta(hours=12)).sign(key, hashes.SHA256()))
+    path = tmp_path / "old-crl.pem"
+    path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def test_update_ra_form_names_another_end_entity(testca_server, tmp_path):
+    """kur sent by the RA administrator for an end entity's certificate (--oldcert)."""
+    out = tmp_path / "ee"
+    result = _cli("crmf", "--url", testca_server.url("ra"), "--authparam", "env:CA_SECRET", "--keyid", "ra-form",
+                  "--dn", "CN=ra-form-ee,UID=ra-form-ee", "--reqnewkeyspec", "secp256r1", "--implicit-confirm",
+                  "--dest", str(out))
+    assert result.exit_code == 0, result.output
+    old = x509.load_pem_x509_certificate((out / "ra-form-ee.pem").read_bytes())
+    result = _cli("update", "--url", testca_server.url("ra-sig"), "--cert", str(testca_server.ra_admin_cert),
+                  "--key", str(testca_server.ra_admin_key), "--oldcert", str(out / "ra-form-ee.pem"),
+                  "--reqnewkeyspec", "secp256r1", "--trusted", str(testca_server.root_cert),
+                  "--untrusted", str(testca_server.ca_chain), "--certout", str(tmp_path / "new.pem"),
+                  "--keyout", str(tmp_path / "new-key.pem"))
+    assert result.exit_code == 0, result.output
+    new = x509.load_pem_x509_certificate((tmp_path / "new.pem").read_bytes())
+    assert new.subject == old.subject and new.public_key() != old.public_key()
+    assert new.serial_number != old.serial_number
