@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from cmpclient.asn1 import crmf
@@ -279,9 +280,13 @@ def enroll(
         polls=polls,
     )
     wrong_key = None
-    if expected is not None and _public_key_der(cert.public_key()) != expected:
+    try:
+        cert_key = _public_key_der(cert.public_key())
+    except UnsupportedAlgorithm:  # a key type we cannot even load is not the one we asked for
+        cert_key = b""
+    if expected is not None and cert_key != expected:
         wrong_key = "the certificate does not certify the requested public key"
-    elif private_key is not None and _public_key_der(private_key) != _public_key_der(cert.public_key()):
+    elif private_key is not None and _public_key_der(private_key) != cert_key:
         wrong_key = "the returned private key does not match the certificate"
     if wrong_key:
         if not granted:

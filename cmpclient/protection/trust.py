@@ -53,7 +53,7 @@ def load_der_certificate(der: bytes) -> x509.Certificate:
             cert.public_key()
         except UnsupportedAlgorithm:
             pass
-    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+    except (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
         raise ValueError(f"malformed certificate: {exc}") from exc
     return cert
 

@@ -444,7 +444,7 @@ class Engine:
                 # cryptography parses these lazily: a malformed key or name raises here, not later
                 spki = csr.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
                 subject = csr.subject
-            except ValueError as exc:
+            except (ValueError, TypeError, x509.InvalidVersion) as exc:
                 raise Refusal("badDataFormat", f"p10cr does not carry a valid PKCS#10 request: {exc}") from exc
             except UnsupportedAlgorithm as exc:
                 raise Refusal("badAlg", f"p10cr: unsupported public key: {exc}") from exc
