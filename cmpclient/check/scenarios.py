@@ -157,10 +157,13 @@ def _own_kur(ctx: CheckContext, old: Any, old_key: Any, new_key: Any) -> Any:
     try:
         return _kur(ctx, old, old_key, new_key)
     except CMPRejection as exc:
-        from cmpclient.check.runner import _rejection_text
+        from cmpclient.check.runner import _UNSUPPORTED_TEXT, _rejection_text
 
-        raise Deviation(f"kur signed with the certificate being updated was rejected: {_rejection_text(exc)}",
-                        got=_rejection_text(exc)) from exc
+        text = _rejection_text(exc)
+        if _UNSUPPORTED_TEXT.search(" ".join(exc.status_strings)):
+            # e.g. a MAC-only server with no trust anchor at all: it verifies no signed request
+            raise Unsupported(f"the server does not take signed requests here: {text}", got=text) from exc
+        raise Deviation(f"kur signed with the certificate being updated was rejected: {text}", got=text) from exc
 
 
 def s_kur(ctx: CheckContext) -> Observation:

@@ -41,6 +41,11 @@ def test_check_against_pbm_mock(mock_server_pbm, pki):
         assert res[name]["verdict"] == "PASS", (name, res[name])
     for name in ("pbmac1", "nested", "server-keygen"):
         assert res[name]["verdict"] in ("UNSUPPORTED", "SKIPPED"), (name, res[name])
+    # a MAC-only mock has no trust anchor for signed requests: not offered, not a failure
+    for name in ("kur", "sig-ec"):
+        assert res[name]["verdict"] == "UNSUPPORTED" and "trust anchor" in res[name]["reason"], (name, res[name])
+    # the mock does not detect replays (RFC 9810 wants them rejected): a reasoned FAIL
+    assert res["neg-replay"]["verdict"] == "FAIL" and "accepted" in res["neg-replay"]["reason"]
 
 
 def test_check_against_signature_mock(mock_server_sig, pki):
