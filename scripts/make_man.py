@@ -67,7 +67,12 @@ ENVIRONMENT = [
     ("CMPCLIENT_TESTCA_DIR", "Data directory of the bundled test CA (serve, testca)."),
     ("CMPCLIENT_TESTCA_CONFIG", "Configuration file of the bundled test CA (serve, testca)."),
     ("NO_COLOR", "When set and not empty: no colours, and dump prints plain text even on a terminal."),
-    ("HTTP_PROXY, HTTPS_PROXY, NO_PROXY", "Proxies for http:// and https:// servers."),
+    ("HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY", "Proxies for http:// and https:// servers (an http:// proxy; "
+     "https:// goes through CONNECT; user:password@ in the proxy URL is sent as Basic proxy authorization)."),
+    ("SSL_CERT_FILE, SSL_CERT_DIR", "The trust store for HTTPS servers when --tls-ca is not given (default: "
+     "OpenSSL's system paths, as for openssl)."),
+    ("REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE", "When set and not empty, and --tls-ca is not given: the only CAs "
+     "trusted for HTTPS servers. --tls-ca FILE likewise trusts that file only."),
     ("_CMPCLIENT_COMPLETE", "Set by the shell completion scripts (see SHELL COMPLETION)."),
 ]
 

@@ -24,7 +24,6 @@ A config file (``--config FILE`` or ``$CMPCLIENT_CONFIG``) looks like::
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -55,6 +54,8 @@ def load_profile(path: str | os.PathLike[str], profile: str | None, command: str
 
     Raises ConfigError for an unreadable file, bad TOML or an unknown profile.
     """
+    import tomllib  # only when a configuration file is read (cold-start budget, issue #5)
+
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))

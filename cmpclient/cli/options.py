@@ -97,7 +97,7 @@ server_options = _group([
     opt("--total-timeout", name="total_timeout", type=float, help="Seconds for the whole transaction including polling."),
     opt("--keep-alive/--no-keep-alive", name="keep_alive", default=True, show_default=True,
         help="Reuse the HTTP connection; --no-keep-alive sends 'Connection: close' (openssl -keep_alive 0)."),
-    opt("--tls-ca", "--tls-trusted", name="tls_ca", type=_FILE, help="CA bundle for the HTTPS server's certificate."),
+    opt("--tls-ca", "--tls-trusted", name="tls_ca", type=_FILE, help="CA file (PEM) for the HTTPS server's certificate; default: the system trust store."),
     opt("--tls-cert", name="tls_cert", type=_FILE, help="TLS client certificate (PEM)."),
     opt("--tls-key", name="tls_key", type=_FILE, help="TLS client key (PEM, unencrypted)."),
     opt("--tls-insecure", name="tls_insecure", is_flag=True, default=False, help="Do NOT verify the HTTPS server certificate."),

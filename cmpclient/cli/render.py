@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import sys
@@ -122,6 +121,8 @@ class Output:
 
     # --- results ----------------------------------------------------------------------------
     def emit_json(self, doc: Any) -> None:
+        import json  # only for --json (cold-start budget)
+
         click.echo(json.dumps(doc, indent=2, sort_keys=False, default=str))
 
     def table(self, title: str, rows: list[tuple[str, str]]) -> None:

@@ -8,8 +8,12 @@ and returns the :class:`~cmpclient.client.transaction.Transaction` whose later m
     result = enroll(cfg, "kur", request, transaction=tx, new_private_key=new_key)
 
 The genm is unprotected (the KEM key cannot sign) and carries the KEM certificate first in
-extraCerts; the genp must be protected by the CA (verified like any response).  Everything
-after it stays in the same transaction: the transactionID is bound into the MAC key.
+extraCerts. The genp may be protected (our test CA signs it; then it is verified like any
+response, and the server's later answers may carry the KEM-based MAC too) or unprotected,
+as in RFC 9810's figure 3 -- then the KEM-based MAC only authenticates *us*, and the
+server's answers must be signed (a KEM-MAC-protected answer is refused with
+wrongIntegrity).  Everything after the genp stays in the same transaction: the
+transactionID is bound into the MAC key.
 """
 
 from __future__ import annotations
@@ -48,13 +52,15 @@ def establish_kem_mac(
     genm_cfg = dataclasses.replace(config, protection=None, pvno=3, sender=sender,
                                    extra_certs=certs + [c for c in config.extra_certs if c not in certs])
     tx = Transaction(genm_cfg)
+    tx.accept_unprotected_once = True
     rsp = tx.exchange(bodies.genm_body([(oids.IT_KEM_CIPHERTEXT_INFO, None)], as_der=True), expect=["genp"])
     value = next((v for oid, v in rsp.content or () if oid == oids.IT_KEM_CIPHERTEXT_INFO), None)  # type: ignore[union-attr]
     if value is None:
         raise ProtocolError("the genp carries no KemCiphertextInfo: the server does not offer KEM-based MAC",
                             fail_info="badAlg")
     ss = decapsulate_ciphertext_info(kem_key, value)
-    protection = KEMMACProtection(ss, tx.transaction_id, params)
+    tx.accept_unprotected_once = False
+    protection = KEMMACProtection(ss, tx.transaction_id, params, peer_authenticated=rsp.protected)
     kem_cfg = dataclasses.replace(config, protection=protection, pvno=3, sender=sender)
     tx.config = kem_cfg
     tx.pvno_used = 3

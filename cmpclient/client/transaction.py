@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 from cryptography import x509
 
-from cmpclient.asn1 import cmp
+from cmpclient.asn1 import cmp, oids
 from cmpclient.errors import CMPErrorMessage, ProtectionError, ProtocolError
 from cmpclient.message.header import HeaderBuilder
 from cmpclient.message.parse import ErrorContent, ParsedMessage, parse_message
@@ -102,6 +102,9 @@ class Transaction:
         self.last_response: ParsedMessage | None = None
         self._last_sender_nonce: bytes | None = None
         self.pvno_used = config.pvno
+        #: Accept an unprotected (positive) answer to the next exchange only: RFC 9810's
+        #: KEM-based MAC flow (the genp carrying the KEM ciphertext may be unprotected).
+        self.accept_unprotected_once = False
 
     # --- sending --------------------------------------------------------------------------
     def build_request(
@@ -222,6 +225,10 @@ class Transaction:
 
     def _check_protection(self, rsp: ParsedMessage) -> None:
         cfg = self.config
+        if not rsp.protected and self.accept_unprotected_once and not _is_negative(rsp):
+            self.accept_unprotected_once = False
+            log.info("accepting an unprotected %s (KEM ciphertext exchange, RFC 9810 §5.1.3.4)", rsp.body_type)
+            return
         if not rsp.protected:
             if _is_negative(rsp):
                 if cfg.lenient.unprotected_errors:
@@ -238,6 +245,15 @@ class Transaction:
             )
         from cmpclient.protection import verify_protection
 
+        if getattr(cfg.protection, "kem_shared_secret", None) is not None and \
+                _kem_secret_for_answers(cfg.protection) is None and _protection_oid(rsp) == oids.KEM_BASED_MAC:
+            raise ProtectionError(
+                f"the {rsp.body_type} is protected with the KEM-based MAC, but the genp that delivered the KEM "
+                "ciphertext was unprotected, so that MAC does not show who answered",
+                fail_info="wrongIntegrity",
+                hint="the server must sign its answers after an unprotected genp (RFC 9810 §5.1.3.4); "
+                "give --trusted/--srvcert",
+            )
         verified = verify_protection(
             rsp.der,
             rsp.message,
@@ -247,7 +263,7 @@ class Transaction:
             untrusted=list(cfg.untrusted),
             max_pbm_iterations=cfg.max_pbm_iterations,
             require_key_usage=not cfg.lenient.ignore_key_usage,
-            kem_secret=getattr(cfg.protection, "kem_shared_secret", None),
+            kem_secret=_kem_secret_for_answers(cfg.protection),
         )
         signer = getattr(verified, "signer_cert", None)
         if signer is not None and rsp.header.sender_name is not None and rsp.header.sender_name != signer.subject:
@@ -260,6 +276,26 @@ class Transaction:
 
 def _hex(value: bytes | None) -> str:
     return value.hex() if value is not None else "absent"
+
+
+def _protection_oid(rsp: ParsedMessage) -> str | None:
+    alg = rsp.message["header"]["protectionAlg"]
+    return str(alg["algorithm"]) if alg.isValue else None
+
+
+def _kem_secret_for_answers(protection: Any) -> bytes | None:
+    """The KEM shared secret that may authenticate the server's answers, if any.
+
+    Only when the genp that delivered the KEM ciphertext was itself authenticated: after an
+    unprotected genp (which RFC 9810 allows) a KEM-based MAC proves nothing about who sent
+    the ciphertext, so the server must sign its answers.
+    """
+    secret = getattr(protection, "kem_shared_secret", None)
+    if secret is None:
+        return None
+    if not getattr(protection, "peer_authenticated", True):
+        return None
+    return secret
 
 
 def _is_negative(rsp: ParsedMessage) -> bool:

@@ -176,12 +176,15 @@ class KEMMACProtection:
 
     ``shared_secret`` is the decapsulated (client) or encapsulated (CA) ML-KEM secret and
     ``transaction_id`` the transaction it was established in (KemOtherInfo binds it).
+    ``peer_authenticated`` says whether the message that carried the ciphertext was
+    authenticated; only then does a KEM-based MAC on the peer's answers authenticate it.
     """
 
     kind = "kem-mac"
 
     def __init__(self, shared_secret: bytes, transaction_id: bytes, params: KemBMParams | None = None,
-                 sender_kid: bytes | None = None, certs: list[bytes] | None = None) -> None:
+                 sender_kid: bytes | None = None, certs: list[bytes] | None = None, *,
+                 peer_authenticated: bool = True) -> None:
         if not isinstance(shared_secret, (bytes, bytearray)) or len(shared_secret) < 16:
             raise UsageError("KEMMACProtection needs the KEM shared secret (bytes)")
         self._ss = bytes(shared_secret)
@@ -190,6 +193,9 @@ class KEMMACProtection:
         self._sender_kid = sender_kid
         self._certs = list(certs or [])
         self._ssk = derive_ssk(self._ss, self.params, self.transaction_id)
+        #: False when the ciphertext came in an unprotected genp (RFC 9810 allows it): a
+        #: KEM-based MAC on the peer's answers then does not authenticate the peer.
+        self.peer_authenticated = peer_authenticated
 
     def __repr__(self) -> str:  # never show the secret
         return f"KEMMACProtection(params={self.params!r}, transaction_id={self.transaction_id.hex()})"

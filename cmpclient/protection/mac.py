@@ -252,12 +252,31 @@ def _pbm_params_from_der(der: bytes) -> PBMParams:
     return PBMParams.from_asn1(value)
 
 
+_PBM_KEYS: dict[tuple[bytes, bytes, str, int], bytes] = {}
+_PBM_KEYS_MAX = 64
+
+
 def pbm_key(secret: bytes, params: PBMParams) -> bytes:
-    """BASEKEY = owf applied ``iterations`` times to ``secret || salt`` (RFC 4211 §4.4)."""
+    """BASEKEY = owf applied ``iterations`` times to ``secret || salt`` (RFC 4211 §4.4).
+
+    The last few keys are remembered: an answer protected with the request's own PBM
+    parameters (the test CA, EJBCA and openssl's mock echo them) then costs one HMAC, not
+    ``iterations`` more hashes. The cache is per process and bounded (64 keys).
+    """
+    cache_key = (bytes(secret), params.salt, params.owf, params.iterations)
+    key = _PBM_KEYS.get(cache_key)
+    if key is not None:
+        return key
     new_hash: Callable[[bytes], "hashlib._Hash"] = getattr(hashlib, OWF_ALGORITHMS[params.owf][1])
-    key = bytes(secret) + params.salt
+    key = cache_key[0] + params.salt
     for _ in range(params.iterations):
         key = new_hash(key).digest()
+    if len(_PBM_KEYS) >= _PBM_KEYS_MAX:
+        try:
+            del _PBM_KEYS[next(iter(_PBM_KEYS))]
+        except (StopIteration, KeyError, RuntimeError):  # another thread got there first
+            pass
+    _PBM_KEYS[cache_key] = key
     return key
 
 

@@ -7,8 +7,8 @@ consecutive requests reuse connections. Errors are the transports' own:
 :class:`~cmpclient.errors.TransportTimeout`, :class:`~cmpclient.errors.HTTPStatusError`
 (the upstream's non-200 answer, body included) and :class:`~cmpclient.errors.TransportError`.
 
-:func:`fetch_url` GETs a CRL; like :mod:`cmpclient.transport.http` it imports ``requests``
-lazily, with a timeout and a size limit.
+:func:`fetch_url` GETs a CRL with :func:`cmpclient.transport.http.http_get` (a timeout, a
+size limit, no redirects).
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Any, Callable
-
-from cmpclient.errors import TransportError, TransportTimeout
 
 __all__ = ["Upstream", "fetch_url", "MAX_CRL_SIZE"]
 
@@ -68,21 +66,6 @@ class Upstream:
 
 def fetch_url(url: str, *, timeout: float = 10.0, max_size: int = MAX_CRL_SIZE) -> bytes:
     """GET ``url`` (a CRL): the body of a 200 answer, at most ``max_size`` bytes."""
-    import requests
+    from cmpclient.transport.http import http_get
 
-    try:
-        with requests.get(url, timeout=timeout, stream=True, allow_redirects=False,
-                          headers={"Accept-Encoding": "identity", "User-Agent": "cmpclient-proxy"}) as response:
-            if response.status_code != 200:
-                raise TransportError(f"HTTP {response.status_code} from {url}")
-            chunks, total = [], 0
-            for chunk in response.iter_content(65536):
-                total += len(chunk)
-                if total > max_size:
-                    raise TransportError(f"{url} sent more than {max_size} bytes")
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except requests.exceptions.Timeout as exc:
-        raise TransportTimeout(f"no answer from {url} within {timeout:g} s") from exc
-    except requests.exceptions.RequestException as exc:
-        raise TransportError(f"GET {url} failed: {exc}") from exc
+    return http_get(url, timeout=timeout, max_size=max_size, user_agent="cmpclient-proxy")

@@ -1,36 +1,51 @@
-"""CMP over HTTP(S) (RFC 6712 / RFC 9811) with ``requests``.
+"""CMP over HTTP(S) (RFC 6712 / RFC 9811) on the standard library's ``http.client``.
 
-The only module of cmpclient that imports ``requests``. What it does beyond a plain POST:
+Why not ``requests``: importing requests + urllib3 + charset_normalizer + idna costs about
+100 ms of a cold ``cmpclient crmf`` (issue #5's budget is 150 ms for the whole command);
+``http.client`` costs ~10 ms and ``ssl`` is imported only for ``https://``. What this
+transport does beyond a plain POST:
 
-* **one write per request.** urllib3 sends the request head and the body with two
+* **one write per request.** ``http.client`` sends the request head and the body with two
   ``send()`` calls. On a kept-alive connection with Nagle's algorithm on, the second small
-  write waits for the ACK of the first, which the server delays (~40 ms per message). We
-  mount an adapter whose connections buffer everything written during ``request()`` and
-  flush it with a single ``sendall`` -- one TLS record for HTTPS -- and keep TCP_NODELAY
-  on as well (urllib3's default, kept explicitly).
-* **one session**, so consecutive messages of a transaction reuse the TCP/TLS connection.
+  write waits for the ACK of the first, which the server delays (~40 ms per message). The
+  connection collects everything written during ``request()`` and flushes it with a single
+  ``sendall`` -- one TLS record for HTTPS -- and TCP_NODELAY is on as well.
+* **one kept-alive connection**, so consecutive messages of a transaction reuse the TCP/TLS
+  connection; a connection the server has closed (or that has unread bytes) is replaced
+  before it is used, never after a request was written (a CMP POST is not retried).
+* **TLS verification on**: ``verify=True`` uses the system trust store (OpenSSL's default
+  paths; ``SSL_CERT_FILE``/``SSL_CERT_DIR`` override it, as for ``openssl``; a non-empty
+  ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` replaces it when ``trust_env`` is on), a path
+  trusts only that CA file or directory, ``False`` switches it off and logs a warning.
+* **proxies**: ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY`` (any case) when
+  ``trust_env`` is on, or an explicit ``proxies`` mapping; ``https://`` goes through a
+  ``CONNECT`` tunnel, ``http://`` is sent to the proxy with the absolute URL; ``user:pass@``
+  in the proxy URL becomes ``Proxy-Authorization: Basic`` (and in the server URL,
+  ``Authorization: Basic``). Only ``http://`` proxies; an IPv6 literal as CONNECT target
+  is sent without brackets (Python 3.11's http.client).
 * **strict answers**: status 200 and ``Content-Type: application/pkixcmp`` or
   :class:`~cmpclient.errors.HTTPStatusError`; a size limit; no redirects (a CMP POST must
   not silently become a GET elsewhere).
-* requests' exceptions become :class:`~cmpclient.errors.TransportError` /
+* socket, TLS and HTTP errors become :class:`~cmpclient.errors.TransportError` /
   :class:`~cmpclient.errors.TransportTimeout` with a hint.
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
 import logging
+import os
+import select
 import socket
+import sys
+import threading
 from typing import Any, Mapping
-
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib.parse import unquote, urlsplit
 
 from cmpclient.errors import HTTPStatusError, TransportError, TransportTimeout, UsageError
 
-__all__ = ["HTTPTransport", "CMP_CONTENT_TYPE", "DEFAULT_TIMEOUT", "DEFAULT_MAX_RESPONSE_SIZE"]
+__all__ = ["HTTPTransport", "CMP_CONTENT_TYPE", "DEFAULT_TIMEOUT", "DEFAULT_MAX_RESPONSE_SIZE", "http_get"]
 
 log = logging.getLogger("cmpclient.transport")
 
@@ -38,94 +53,260 @@ CMP_CONTENT_TYPE = "application/pkixcmp"
 DEFAULT_TIMEOUT = (10.0, 60.0)
 DEFAULT_MAX_RESPONSE_SIZE = 10 * 1024 * 1024
 _SNIPPET = 200
-
-_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-_SOCKET_OPTIONS = list(HTTPConnection.default_socket_options)
-if _NODELAY not in _SOCKET_OPTIONS:
-    _SOCKET_OPTIONS.append(_NODELAY)
+_CHUNK = 65536
+_MAX_IDLE = 16
 
 
-class _OneWriteMixin:
-    """Collect every ``send()`` made while a request is being written; flush once.
+# --- connections -------------------------------------------------------------------------
 
-    urllib3's ``request()`` writes the head (``endheaders``) and then each body chunk
-    separately; buffering them turns a request into a single ``sendall``.
-    """
+
+class _OneWrite:
+    """Collect every ``send()`` made while a request is written; ``flush()`` sends it at once."""
 
     _pending: list[bytes] | None = None
 
-    def request(self, method: str, url: str, body: Any = None, headers: Any = None, **kw: Any) -> None:  # type: ignore[override]
-        self._pending = []
-        try:
-            super().request(method, url, body=body, headers=headers, **kw)  # type: ignore[misc]
-            data = b"".join(self._pending)
-        finally:
-            self._pending = None
-        if data:
-            super().send(data)  # type: ignore[misc]
-
     def send(self, data: Any) -> None:
-        if self._pending is not None:
-            if hasattr(data, "read"):
-                # A file-like body cannot be joined; write what we have, then stream it.
-                pending, self._pending = self._pending, None
-                try:
-                    if pending:
-                        super().send(b"".join(pending))  # type: ignore[misc]
-                    super().send(data)  # type: ignore[misc]
-                finally:
-                    self._pending = []
-                return
+        if self._pending is not None and not hasattr(data, "read"):
             self._pending.append(bytes(data))
             return
         super().send(data)  # type: ignore[misc]
 
-
-class _OneWriteHTTPConnection(_OneWriteMixin, HTTPConnection):
-    default_socket_options = _SOCKET_OPTIONS
-
-
-class _OneWriteHTTPSConnection(_OneWriteMixin, HTTPSConnection):
-    default_socket_options = _SOCKET_OPTIONS
-
-
-class _OneWriteHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = _OneWriteHTTPConnection
+    def write_request(self, method: str, target: str, body: bytes | None, headers: Mapping[str, str]) -> None:
+        self._pending = []
+        try:
+            self.request(method, target, body=body, headers=dict(headers))  # type: ignore[attr-defined]
+            data = b"".join(self._pending)
+        finally:
+            self._pending = None
+        self.sock.sendall(data)  # type: ignore[attr-defined]
 
 
-class _OneWriteHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = _OneWriteHTTPSConnection
+class _HTTPConnection(_OneWrite, http.client.HTTPConnection):
+    pass
 
 
-_POOL_CLASSES = {"http": _OneWriteHTTPConnectionPool, "https": _OneWriteHTTPSConnectionPool}
+def _https_connection_class() -> type:
+    # Defined on first use: http.client.HTTPSConnection exists only when ssl imports.
+    global _HTTPSConnection
+    if _HTTPSConnection is None:
+        class _Conn(_OneWrite, http.client.HTTPSConnection):
+            pass
+
+        _HTTPSConnection = _Conn
+    return _HTTPSConnection
 
 
-class _OneWriteAdapter(HTTPAdapter):
-    """A requests adapter whose pools (direct and via HTTP proxies) use one-write connections."""
+_HTTPSConnection: type | None = None
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("socket_options", _SOCKET_OPTIONS)
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = dict(_POOL_CLASSES)
 
-    def close(self) -> None:
-        # urllib3 2 no longer closes pools when a PoolManager is cleared (sockets would
-        # stay open until garbage collection); close them so the server sees the end now.
-        managers = [getattr(self, "poolmanager", None), *getattr(self, "proxy_manager", {}).values()]
-        for manager in managers:
-            if manager is None:
-                continue
-            for key in list(manager.pools.keys()):
-                pool = manager.pools.get(key)
-                if pool is not None:
-                    pool.close()
-        super().close()
+def _env_proxy(scheme: str, host: str, port: int) -> str | None:
+    """The proxy URL the environment names for ``scheme://host:port``, or None.
 
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if isinstance(manager, urllib3.ProxyManager):
-            manager.pool_classes_by_scheme = dict(_POOL_CLASSES)
-        return manager
+    ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` (any case; urllib's precedence rules) and
+    ``NO_PROXY`` entries: ``*``, a domain (``corp``, ``.corp``: the domain and its
+    subdomains), ``host:port``, an IP address or a CIDR block (``10.0.0.0/8``).
+    """
+    names = {k.lower() for k in os.environ}
+    if not any(n.endswith("_proxy") for n in names):
+        return None  # the common case: no need to import urllib.request (~10 ms)
+    import urllib.request
+
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(scheme) or proxies.get("all")
+    if not proxy or _no_proxy(host, port, proxies.get("no", "")):
+        return None
+    return proxy
+
+
+def _env_proxy_for(url: str) -> str | None:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        return None  # _Endpoint reports the bad port
+    return _env_proxy(scheme, parts.hostname or "", port)
+
+
+def _no_proxy(host: str, port: int, no_proxy: str) -> bool:
+    """Whether ``NO_PROXY`` exempts ``host:port``."""
+    import ipaddress
+
+    host = host.lower().strip("[]")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in (e.strip().lower() for e in no_proxy.replace(" ", ",").split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        if "/" in entry and address is not None:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        name, _, entry_port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        if entry_port and (not entry_port.isdigit() or int(entry_port) != port):
+            continue
+        name = name.strip("[]").lstrip(".")
+        if host == name or host.endswith("." + name):
+            return True
+    return False
+
+
+def _basic_auth(user: str, password: str) -> str:
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password or '')}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+#: Characters left as they are in a URL path (requests' requote_uri set): everything else,
+#: spaces and non-ASCII included, is percent-encoded; existing %XX escapes are kept.
+_PATH_SAFE = "!#$%&'()*+,/:;=?@[]~"
+
+
+def _ascii_host(host: str, url: str) -> str:
+    try:
+        host.encode("ascii")
+        return host
+    except UnicodeEncodeError:
+        pass
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise UsageError(f"invalid host name in URL {url!r}: {exc}", hint="check the host name") from exc
+
+
+class _Endpoint:
+    """Where and how to connect for one URL: target host/port, path, proxy, TLS context."""
+
+    def __init__(self, url: str, *, proxy: str | None, verify: bool | str,
+                 client_cert: tuple[str, str] | None, trust_env: bool = True) -> None:
+        from urllib.parse import quote
+
+        parts = urlsplit(url)
+        self.scheme = parts.scheme.lower()
+        if self.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"not an HTTP(S) URL: {url!r}", hint="use http(s)://host[:port]/path")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise UsageError(f"invalid port in URL {url!r}", hint="use http(s)://host[:port]/path") from exc
+        self.host = _ascii_host(parts.hostname, url)
+        self.port = port or (443 if self.scheme == "https" else 80)
+        path = quote(parts.path or "/", safe=_PATH_SAFE)
+        self.path = path + (f"?{quote(parts.query, safe=_PATH_SAFE)}" if parts.query else "")
+        bracketed = f"[{self.host}]" if ":" in self.host else self.host
+        self.authority = bracketed if port is None else f"{bracketed}:{self.port}"
+        self.url = url
+        self.auth_headers: dict[str, str] = {}
+        if parts.username is not None:  # http://user:pass@host/ -> Basic auth, never in the target
+            self.auth_headers["Authorization"] = _basic_auth(parts.username, parts.password or "")
+        self.proxy_host: str | None = None
+        self.proxy_port = 0
+        self.proxy_headers: dict[str, str] = {}
+        if proxy:
+            if "://" not in proxy:
+                proxy = "http://" + proxy
+            px = urlsplit(proxy)
+            if px.scheme.lower() != "http" or not px.hostname:
+                raise UsageError(f"unsupported proxy {proxy!r}: only http:// proxies are supported",
+                                 hint="use http://host:port in HTTP(S)_PROXY (https:// goes through CONNECT)")
+            try:
+                self.proxy_host, self.proxy_port = _ascii_host(px.hostname, proxy), px.port or 80
+            except ValueError as exc:
+                raise UsageError(f"invalid port in proxy {proxy!r}") from exc
+            if px.username is not None:
+                self.proxy_headers["Proxy-Authorization"] = _basic_auth(px.username, px.password or "")
+        self.context = self._tls_context(verify, client_cert, trust_env) if self.scheme == "https" else None
+
+    def describe_proxy(self) -> str:
+        return f"{self.proxy_host}:{self.proxy_port}"
+
+    @staticmethod
+    def _tls_context(verify: bool | str, client_cert: tuple[str, str] | None, trust_env: bool) -> Any:
+        import ssl
+
+        if verify is True and trust_env:
+            # Kept from the requests era: a CA bundle named by these replaces the default store.
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                verify = bundle
+        try:
+            if isinstance(verify, str):
+                # Only this CA file or directory: not the system store as well.
+                if os.path.isdir(verify):
+                    ctx = ssl.create_default_context(capath=verify)
+                else:
+                    ctx = ssl.create_default_context(cafile=verify)
+            else:
+                ctx = ssl.create_default_context()
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot load the TLS CA {verify!r}: {exc}", hint="give a PEM CA file or a hashed CA directory") from exc
+        if verify is False:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if client_cert is not None:
+            try:
+                ctx.load_cert_chain(client_cert[0], client_cert[1])
+            except (OSError, ssl.SSLError) as exc:
+                raise UsageError(f"cannot load the TLS client certificate/key: {exc}",
+                                 hint="give the PEM certificate and its unencrypted PEM key") from exc
+        return ctx
+
+    def target(self) -> str:
+        """The request target: the path, or the absolute URL when talking to a proxy in clear."""
+        if self.proxy_host and self.scheme == "http":
+            return f"http://{self.authority}{self.path}"
+        return self.path
+
+    def request_headers(self) -> dict[str, str]:
+        headers = dict(self.auth_headers)
+        if self.proxy_host and self.scheme == "http":
+            headers.update(self.proxy_headers)
+        return headers
+
+    def connect(self, connect_timeout: float, read_timeout: float) -> http.client.HTTPConnection:
+        host, port = (self.proxy_host, self.proxy_port) if self.proxy_host else (self.host, self.port)
+        conn: http.client.HTTPConnection
+        if self.scheme == "https":
+            conn = _https_connection_class()(host, port, timeout=connect_timeout, context=self.context)
+            if self.proxy_host:
+                conn.set_tunnel(self.host, self.port, headers=self.proxy_headers or None)
+        else:
+            conn = _HTTPConnection(host, port, timeout=connect_timeout)
+        try:
+            conn.connect()
+        except (OSError, http.client.HTTPException) as exc:
+            if self.proxy_host and not (isinstance(exc, OSError) and "Tunnel connection failed" in str(exc)):
+                exc.cmpclient_proxy = self.describe_proxy()  # type: ignore[attr-defined]
+            raise
+        sock = conn.sock
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # pragma: no cover - not a TCP socket
+            pass
+        sock.settimeout(read_timeout)
+        return conn
+
+
+def _stale(conn: http.client.HTTPConnection) -> bool:
+    """True if a kept-alive connection was closed by the server (or has unexpected bytes)."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        poller = select.poll()  # not select(): it fails for descriptors >= 1024
+        poller.register(sock, select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
+# --- answers -----------------------------------------------------------------------------
 
 
 def _media_type(content_type: str | None) -> str:
@@ -164,20 +345,73 @@ def _status_hint(status: int, url: str, location: str | None) -> str:
     return "the server did not answer with a CMP message"
 
 
-def _causes(exc: BaseException) -> list[BaseException]:
-    """The exception, its args that are exceptions, and its cause/context chain."""
-    seen: list[BaseException] = []
-    todo = [exc]
-    while todo and len(seen) < 20:
-        e = todo.pop()
-        if e in seen:
-            continue
-        seen.append(e)
-        todo.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
-        for nxt in (getattr(e, "reason", None), e.__cause__, e.__context__):
-            if isinstance(nxt, BaseException):
-                todo.append(nxt)
-    return seen
+def _read_body(response: http.client.HTTPResponse, url: str, limit: int) -> bytes:
+    declared = response.getheader("Content-Length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise TransportError(
+            f"HTTP answer of {declared.strip()} bytes from {url} exceeds the limit of {limit} bytes",
+            hint="raise the response size limit if this is really expected",
+        )
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = response.read(min(_CHUNK, limit + 1 - total))
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > limit:
+            raise TransportError(
+                f"HTTP answer from {url} exceeds the limit of {limit} bytes",
+                hint="raise the response size limit if this is really expected",
+            )
+        chunks.append(chunk)
+    if declared is not None and declared.strip().isdigit() and total < int(declared) and \
+            (response.getheader("Transfer-Encoding") or "").lower() != "chunked":
+        # http.client's read(n) returns short data at EOF instead of raising IncompleteRead.
+        raise TransportError(
+            f"HTTP answer from {url} cut short: {total} of {declared.strip()} bytes",
+            hint="the server or a middlebox closed the connection early",
+        )
+    return b"".join(chunks)
+
+
+def _map_error(exc: BaseException, url: str, timeout: tuple[float, float], *, connecting: bool) -> TransportError:
+    """A socket/TLS/HTTP exception as a TransportError with a hint."""
+    ssl = sys.modules.get("ssl")  # imported only if TLS was used
+    proxy = getattr(exc, "cmpclient_proxy", None)
+    if proxy is not None and not (ssl is not None and isinstance(exc, ssl.SSLError)):
+        what = "timed out" if isinstance(exc, (socket.timeout, TimeoutError)) else str(exc)
+        error = TransportTimeout if isinstance(exc, (socket.timeout, TimeoutError)) else TransportError
+        return error(f"proxy error for {url}: cannot reach the proxy {proxy}: {what}",
+                     hint="check HTTP(S)_PROXY / NO_PROXY")
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        if connecting:
+            return TransportTimeout(f"timed out connecting to {url} after {timeout[0]:g} s")
+        return TransportTimeout(f"no answer from {url} within {timeout[1]:g} s")
+    if ssl is not None and isinstance(exc, ssl.SSLCertVerificationError):
+        return TransportError(
+            f"TLS certificate verification failed for {url}: {exc}",
+            hint="trust the server's TLS CA with --tls-ca FILE (library: verify=CA file; --trusted is only for "
+            "CMP message signatures); check that the host name matches the certificate",
+        )
+    if ssl is not None and isinstance(exc, ssl.SSLError):
+        return TransportError(f"TLS handshake with {url} failed: {exc}", hint="check the TLS options and client certificate")
+    if isinstance(exc, ConnectionRefusedError):
+        return TransportError(f"connection refused by {url}", hint="is the CA running and listening on that port?")
+    if isinstance(exc, socket.gaierror):
+        return TransportError(f"cannot resolve the host of {url}", hint="check the host name in the URL")
+    if isinstance(exc, OSError) and "Tunnel connection failed" in str(exc):  # CONNECT refused by the proxy
+        return TransportError(f"proxy error for {url}: {exc}", hint="check HTTP(S)_PROXY / NO_PROXY")
+    if isinstance(exc, http.client.HTTPException):
+        return TransportError(f"bad HTTP answer from {url}: {exc!r}", hint="the server closed the connection or did not speak HTTP/1.1")
+    if isinstance(exc, (ConnectionError, OSError)):
+        if connecting:
+            return TransportError(f"connection to {url} failed: {exc}")
+        return TransportError(f"connection to {url} broke: {exc}", hint="the server closed the connection; look in its log")
+    return TransportError(f"HTTP request to {url} failed: {exc}")
+
+
+# --- the transport -----------------------------------------------------------------------
 
 
 class HTTPTransport:
@@ -185,15 +419,18 @@ class HTTPTransport:
 
     :param url: the full endpoint URL, e.g. ``https://ca/ejbca/publicweb/cmp/<alias>``.
     :param timeout: ``(connect, read)`` seconds, or one number for both.
-    :param verify: ``True`` (system CAs), a path to a CA bundle file or directory, or
-        ``False`` -- which disables TLS server verification and logs a warning.
+    :param verify: ``True`` (the system trust store), a path to a CA file or hashed CA
+        directory, or ``False`` -- which disables TLS server verification and logs a warning.
     :param client_cert: ``(cert_path, key_path)`` for TLS client authentication.
-    :param trust_env: honour ``HTTP(S)_PROXY``/``NO_PROXY`` (and requests' other
-        environment settings); on by default like openssl's ``-proxy``/``-no_proxy``.
-    :param proxies: explicit proxies mapping, as for requests.
+    :param trust_env: honour ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY``; on by default like
+        openssl's ``-proxy``/``-no_proxy`` defaults.
+    :param proxies: explicit proxies, ``{"http": url, "https": url}``; they win over the environment.
     :param lenient_content_type: accept a 200 answer whose Content-Type is missing or
         not ``application/pkixcmp``, logging a warning (named leniency, off by default).
     :param max_response_size: refuse larger answers (TransportError).
+
+    Connections are kept alive and reused (up to 16 idle ones); ``send`` may be called
+    from several threads at once, each request then uses its own connection.
     """
 
     def __init__(
@@ -222,15 +459,14 @@ class HTTPTransport:
         self.verify = verify
         self.lenient_content_type = lenient_content_type
         self.max_response_size = max_response_size
-        self._session = requests.Session()
-        self._session.trust_env = trust_env
-        if proxies:
-            self._session.proxies.update(proxies)
-        if client_cert is not None:
-            self._session.cert = tuple(client_cert)  # type: ignore[assignment]
-        adapter = _OneWriteAdapter(max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        scheme = url.split("://", 1)[0].lower()
+        proxy = (proxies or {}).get(scheme) or (proxies or {}).get("all")
+        if proxy is None and trust_env:
+            proxy = _env_proxy_for(url)
+        self._endpoint = _Endpoint(url, proxy=proxy, verify=verify, client_cert=client_cert, trust_env=trust_env)
+        self._idle: list[http.client.HTTPConnection] = []
+        self._closed = False
+        self._lock = threading.Lock()
         self._headers = {
             "Content-Type": CMP_CONTENT_TYPE,
             "Accept": CMP_CONTENT_TYPE,
@@ -239,57 +475,59 @@ class HTTPTransport:
             "Accept-Encoding": "identity",
             "User-Agent": "cmpclient",
         }
+        self._headers.update(self._endpoint.request_headers())
         if headers:
             self._headers.update(headers)
 
     # -- the exchange ---------------------------------------------------------------
 
+    def _acquire(self) -> http.client.HTTPConnection:
+        """An idle kept-alive connection that is still usable, or a new one."""
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                break
+            if not _stale(conn):
+                return conn
+            conn.close()
+        try:
+            return self._endpoint.connect(*self.timeout)
+        except UsageError:
+            raise
+        except (OSError, http.client.HTTPException) as exc:
+            raise _map_error(exc, self.url, self.timeout, connecting=True) from exc
+
+    def _release(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if not self._closed and len(self._idle) < _MAX_IDLE:
+                self._idle.append(conn)
+                return
+        conn.close()
+
     def send(self, request: bytes) -> bytes:
         """POST one DER PKIMessage; return the DER body of a 200 application/pkixcmp answer."""
+        conn = self._acquire()
         try:
-            response = self._session.post(
-                self.url,
-                data=bytes(request),
-                headers=self._headers,
-                timeout=self.timeout,
-                verify=self.verify,
-                allow_redirects=False,
-                stream=True,
-            )
-        except requests.exceptions.RequestException as exc:
-            raise self._map_exception(exc) from exc
-        try:
-            body = self._read_body(response)
-        finally:
-            response.close()
+            conn.write_request("POST", self._endpoint.target(), bytes(request), self._headers)  # type: ignore[attr-defined]
+            response = conn.getresponse()
+            body = _read_body(response, self.url, self.max_response_size)
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise _map_error(exc, self.url, self.timeout, connecting=False) from exc
+        except BaseException:
+            conn.close()
+            raise
+        if response.will_close:
+            conn.close()
+        else:
+            self._release(conn)
         self._check(response, body)
         return body
 
-    def _read_body(self, response: requests.Response) -> bytes:
-        declared = response.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_response_size:
-            raise TransportError(
-                f"HTTP answer of {declared} bytes from {self.url} exceeds the limit of {self.max_response_size} bytes",
-                hint="raise the response size limit if this is really expected",
-            )
-        chunks: list[bytes] = []
-        total = 0
-        try:
-            for chunk in response.iter_content(chunk_size=65536):
-                total += len(chunk)
-                if total > self.max_response_size:
-                    raise TransportError(
-                        f"HTTP answer from {self.url} exceeds the limit of {self.max_response_size} bytes",
-                        hint="raise the response size limit if this is really expected",
-                    )
-                chunks.append(chunk)
-        except requests.exceptions.RequestException as exc:
-            raise self._map_exception(exc) from exc
-        return b"".join(chunks)
-
-    def _check(self, response: requests.Response, body: bytes) -> None:
-        status = response.status_code
-        content_type = response.headers.get("Content-Type")
+    def _check(self, response: http.client.HTTPResponse, body: bytes) -> None:
+        status = response.status
+        content_type = response.getheader("Content-Type")
         if status != 200:
             raise HTTPStatusError(
                 f"HTTP {status} {response.reason or ''}".rstrip()
@@ -297,7 +535,7 @@ class HTTPTransport:
                 status=status,
                 content_type=content_type,
                 body=body,
-                hint=_status_hint(status, self.url, response.headers.get("Location")),
+                hint=_status_hint(status, self.url, response.getheader("Location")),
             )
         if _media_type(content_type) != CMP_CONTENT_TYPE:
             what = f"Content-Type {content_type!r}" if content_type else "no Content-Type"
@@ -315,42 +553,15 @@ class HTTPTransport:
         if not body:
             raise TransportError(f"HTTP 200 from {self.url} with an empty body", hint="the server sent no CMP message")
 
-    def _map_exception(self, exc: requests.exceptions.RequestException) -> TransportError:
-        url = self.url
-        chain = _causes(exc)
-        text = " ".join(str(e) for e in chain)
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return TransportTimeout(f"timed out connecting to {url} after {self.timeout[0]:g} s")
-        if isinstance(exc, requests.exceptions.ReadTimeout) or any(
-            isinstance(e, (urllib3.exceptions.ReadTimeoutError, socket.timeout, TimeoutError)) for e in chain
-        ):
-            return TransportTimeout(f"no answer from {url} within {self.timeout[1]:g} s")
-        if isinstance(exc, requests.exceptions.SSLError):
-            if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-                return TransportError(
-                    f"TLS certificate verification failed for {url}: {exc}",
-                    hint="trust the server's TLS CA with --tls-ca FILE (library: verify=CA file; --trusted is only for "
-                    "CMP message signatures); "
-                    "check that the host name matches the certificate",
-                )
-            return TransportError(f"TLS handshake with {url} failed: {exc}", hint="check the TLS options and client certificate")
-        if isinstance(exc, requests.exceptions.ProxyError):
-            return TransportError(f"proxy error for {url}: {exc}", hint="check HTTP(S)_PROXY / NO_PROXY")
-        if isinstance(exc, requests.exceptions.ConnectionError):
-            if any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in text:
-                return TransportError(f"connection refused by {url}", hint="is the CA running and listening on that port?")
-            if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo failed" in text:
-                return TransportError(f"cannot resolve the host of {url}", hint="check the host name in the URL")
-            return TransportError(f"connection to {url} failed: {exc}")
-        if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
-            return TransportError(f"invalid URL {url!r}: {exc}", hint="use http(s)://host[:port]/path")
-        return TransportError(f"HTTP request to {url} failed: {exc}")
-
     # -- lifetime -------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close pooled connections."""
-        self._session.close()
+        """Close the kept-alive connection (the server sees the end at once)."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     def __enter__(self) -> "HTTPTransport":
         return self
@@ -360,3 +571,31 @@ class HTTPTransport:
 
     def __repr__(self) -> str:
         return f"HTTPTransport({self.url!r})"
+
+
+def http_get(url: str, *, timeout: float = 10.0, max_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+             verify: bool | str = True, trust_env: bool = True, user_agent: str = "cmpclient") -> bytes:
+    """GET ``url`` (a CRL, a certificate): the body of a 200 answer, at most ``max_size`` bytes.
+
+    No redirects; errors are :class:`~cmpclient.errors.TransportError` /
+    :class:`~cmpclient.errors.TransportTimeout`.
+    """
+    proxy = _env_proxy_for(url) if trust_env else None
+    endpoint = _Endpoint(url, proxy=proxy, verify=verify, client_cert=None, trust_env=trust_env)
+    limits = (float(timeout), float(timeout))
+    try:
+        conn = endpoint.connect(*limits)
+    except (OSError, http.client.HTTPException) as exc:
+        raise _map_error(exc, url, limits, connecting=True) from exc
+    try:
+        headers = {"Accept-Encoding": "identity", "User-Agent": user_agent, "Connection": "close",
+                   **endpoint.request_headers()}
+        conn.write_request("GET", endpoint.target(), None, headers)  # type: ignore[attr-defined]
+        response = conn.getresponse()
+        if response.status != 200:
+            raise TransportError(f"HTTP {response.status} from {url}")
+        return _read_body(response, url, max_size)
+    except (OSError, http.client.HTTPException) as exc:
+        raise _map_error(exc, url, limits, connecting=False) from exc
+    finally:
+        conn.close()

@@ -294,7 +294,6 @@ def test_https_with_the_wrong_tls_ca_fails(https_ca, tls_files):
     assert "verification failed" in r.stderr
 
 
-@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_tls_insecure_works_and_warns(https_ca):
     before = len(https_ca.front.handled)
     r = _cli(_crmf(https_ca.url("ra"), _name_for("insecure"), "--tls-insecure"))

@@ -146,5 +146,5 @@ def test_tls_verification_is_never_off_silently(caplog):
         assert "verification is OFF" in r.stderr, r.stderr
     # and environment trust settings cannot switch it off: an empty CA bundle means "default"
     r = _cli("crmf", "--url", "https://127.0.0.1:9/x", "--secret", "env:HSECRET", "--ref", "x", "--dn", "CN=tls",
-             "--reqnewkeyspec", "secp256r1", env=_env(CURL_CA_BUNDLE="", REQUESTS_CA_BUNDLE="", PYTHONHTTPSVERIFY="0"))
+             "--reqnewkeyspec", "secp256r1", env=_env(SSL_CERT_FILE="", SSL_CERT_DIR="", CURL_CA_BUNDLE="", REQUESTS_CA_BUNDLE="", PYTHONHTTPSVERIFY="0"))
     assert r.returncode == 4 and "verification is OFF" not in r.stderr

@@ -518,3 +518,77 @@ def test_kem_mac_response_verification_needs_the_secret(pq, kem_identity) -> Non
         verify_protection(last.der, last.message, kem_secret=os.urandom(32))
     assert ei.value.fail_info == "badMessageCheck"
     assert kup
+
+
+class _UnprotectGenp:
+    """A transport that strips the protection from the server's genp (RFC 9810 figure 3 sends
+    it unprotected) and passes everything else through unchanged."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.stripped = 0
+        self.answers: list[str] = []
+
+    def send(self, der: bytes) -> bytes:
+        from cmpclient.asn1 import cmp
+
+        answer = self.inner.send(der)
+        msg = codec.decode(answer, cmp.PKIMessage())
+        self.answers.append(msg["body"].getName())
+        if msg["body"].getName() != "genp":
+            return answer
+        header = cmp.PKIHeader()
+        for name in [nt.name for nt in cmp.PKIHeader.componentType.namedTypes]:
+            if name != "protectionAlg" and msg["header"][name].isValue:
+                header[name] = msg["header"][name]
+        plain = cmp.PKIMessage()
+        plain["header"] = header
+        plain["body"] = msg["body"]
+        self.stripped += 1
+        return der_encoder.encode(plain)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_kem_mac_after_an_unprotected_genp(pq, kem_identity) -> None:
+    """RFC 9810 §5.1.3.4 figure 3: the genp with the ciphertext may be unprotected. The client
+    accepts it and MACs its request (the CA verifies and answers); but a KEM-based MAC on the
+    answer no longer shows who answered, so the client refuses it (wrongIntegrity)."""
+    import dataclasses
+
+    from cmpclient.client import enroll
+    from cmpclient.client.kem import establish_kem_mac
+    from cmpclient.message.request import CertRequestBuilder
+
+    cert, key = _holder(kem_identity)
+    base = _config(pq)
+    strip = _UnprotectGenp(base.transport)
+    tx, cfg = establish_kem_mac(dataclasses.replace(base, transport=strip), key, cert)
+    assert strip.stripped == 1 and cfg.protection.peer_authenticated is False
+    new = generate_key("ML-KEM-768")
+    req = (CertRequestBuilder().subject(cert.subject).public_key(new).old_cert_id(cert.issuer, cert.serial_number)
+           .popo_key_encipherment().build())
+    with pytest.raises(ProtectionError) as ei:
+        enroll(cfg, "kur", req, transaction=tx, new_private_key=new)
+    assert ei.value.fail_info == "wrongIntegrity" and "unprotected" in ei.value.message
+    assert "sign" in ei.value.diagnostics()
+    # the CA did verify the KEM-MAC-protected kur: it answered a kup, not an error
+    assert strip.answers == ["genp", "kup"]
+    # an unprotected genp is accepted only for this exchange: the same shape elsewhere is refused
+    from cmpclient.client.transaction import Transaction
+    from cmpclient.message import body as B
+
+    plain_tx = Transaction(dataclasses.replace(base, transport=strip, sender=cert.subject,
+                                               extra_certs=[cert.public_bytes(serialization.Encoding.DER)]))
+    with pytest.raises(ProtectionError, match="not protected"):
+        plain_tx.exchange(B.genm_body([(oids.IT_KEM_CIPHERTEXT_INFO, None)], as_der=True), expect=["genp"])
+
+
+def test_kem_mac_after_a_signed_genp_still_authenticates_the_ca(pq, kem_identity) -> None:
+    from cmpclient.client.kem import establish_kem_mac
+
+    cert, key = _holder(kem_identity)
+    tx, cfg = establish_kem_mac(_config(pq), key, cert)
+    assert cfg.protection.peer_authenticated is True
+    _kur_with(pq, tx, cert, cfg.protection)  # the CA's KEM-MAC-protected kup is accepted

@@ -33,6 +33,21 @@ from cmpclient.transport.tcp import TCPTransport  # noqa: E402
 RA_SECRET = b"password"  # the test CA's alias ra (RA mode, HMAC)
 
 
+def _post(url: str, body: bytes) -> tuple[int, str | None, bytes]:
+    """A plain HTTP POST (the standard library's client, not ours): status, Content-Type, body."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request("POST", parts.path, body=body, headers={"Content-Type": "application/pkixcmp"})
+        r = conn.getresponse()
+        return r.status, r.getheader("Content-Type"), r.read()
+    finally:
+        conn.close()
+
+
 def ir(subject: str) -> bytes:
     key = generate_key("secp256r1")
     req = CertRequestBuilder().cert_req_id(0).subject(subject).public_key(key).popo_signature(popo_signer(key)).build()
@@ -102,10 +117,8 @@ def test_refused_request_does_not_reach_the_ca(proxied) -> None:
 
 def test_unknown_upstream_alias_answer_is_passed_on(proxied) -> None:
     server, rec = proxied
-    import requests
-
-    r = requests.post(server.url("nosuchalias"), data=request(), headers={"Content-Type": "application/pkixcmp"}, timeout=10)
-    assert r.status_code == 404 and b"nosuchalias" in r.content  # the test CA's own 404, relayed
+    status, _, body = _post(server.url("nosuchalias"), request())
+    assert status == 404 and b"nosuchalias" in body  # the test CA's own 404, relayed
 
 
 def test_tcp_listener_forwards(proxied) -> None:
@@ -183,14 +196,12 @@ upstream = "http://127.0.0.1:{closed_port}/x"
     upstream = Upstream(lambda a: cfg.policy(a).upstream, timeout=cfg.upstream_timeout)
     server = start(cfg, upstream.send)
     try:
-        import requests
-
         t0 = time.monotonic()
-        r = requests.post(server.url("slow"), data=request(), timeout=10)
-        assert r.status_code == 200 and r.headers["Content-Type"] == "application/pkixcmp"
-        assert error_of(r.content)[1] == ("systemUnavail",) and time.monotonic() - t0 < 5
-        r = requests.post(server.url("down"), data=request(), timeout=10)
-        assert r.status_code == 500
+        status, ctype, body = _post(server.url("slow"), request())
+        assert status == 200 and ctype == "application/pkixcmp"
+        assert error_of(body)[1] == ("systemUnavail",) and time.monotonic() - t0 < 5
+        status, _, _ = _post(server.url("down"), request())
+        assert status == 500
     finally:
         server.stop()
         upstream.close()

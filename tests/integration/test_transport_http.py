@@ -11,7 +11,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import urllib3
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -197,8 +196,8 @@ class _RawHTTPServer:
 
 
 def test_each_request_is_one_write(monkeypatch):
-    # Count the client's socket writes: urllib3 on its own writes the head and the body
-    # separately (two sendall calls); we want exactly one per request.
+    # Count the client's socket writes: http.client on its own writes the head and the body
+    # separately (two sends); we want exactly one per request.
     writes: list[int] = []
     real_sendall = socket.socket.sendall
 
@@ -215,9 +214,7 @@ def test_each_request_is_one_write(monkeypatch):
             for _ in range(5):
                 assert t.send(body) == body
             # TCP_NODELAY is on for the pooled connection too.
-            pools = t._session.get_adapter("http://x").poolmanager.pools
-            (pool,) = [pools[key] for key in pools.keys()]
-            (conn,) = [c for c in list(pool.pool.queue) if c is not None]
+            (conn,) = t._idle
             assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         # close() really closes the kept-alive socket: the server sees EOF at once.
         assert srv.done.wait(2)
@@ -278,8 +275,8 @@ def _make_ca_and_server_cert(tmp_path):
 @pytest.fixture
 def tls_server(tmp_path, monkeypatch):
     # Environment CA bundles would replace verify=True; keep the test about our trust only.
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     ca_file, chain_file, key_file = _make_ca_and_server_cert(tmp_path)
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -310,7 +307,6 @@ def test_https_trusted_with_ca_file(tls_server):
     assert srv.connections == 1
 
 
-@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_https_verify_false_explicit(tls_server):
     _, base, _ = tls_server
     with HTTPTransport(base + "/echo", timeout=5, verify=False) as t:

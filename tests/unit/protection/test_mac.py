@@ -145,3 +145,27 @@ def test_pbmac1_iteration_limit():
 def test_empty_secret_is_refused():
     with pytest.raises(UsageError):
         mac.compute_pbm(b"", PBMParams.new(iterations=1), DATA)
+
+
+def test_pbm_key_cache_answers_only_for_the_same_secret_salt_owf_and_count():
+    def by_hand(secret: bytes, salt: bytes, owf: str, n: int) -> bytes:
+        key = secret + salt
+        for _ in range(n):
+            key = hashlib.new(owf, key).digest()
+        return key
+
+    params = PBMParams(salt=SALT, owf="sha256", iterations=7, mac="hmac-sha256")
+    first = mac.pbm_key(b"secret", params)
+    assert mac.pbm_key(b"secret", params) == first == by_hand(b"secret", SALT, "sha256", 7)  # the cached value
+    # every part of the cache key matters: none of these may see the cached value
+    assert mac.pbm_key(b"secreT", params) == by_hand(b"secreT", SALT, "sha256", 7)
+    assert mac.pbm_key(b"secret", PBMParams(salt=SALT[::-1], owf="sha256", iterations=7, mac="hmac-sha256")) == \
+        by_hand(b"secret", SALT[::-1], "sha256", 7)
+    assert mac.pbm_key(b"secret", PBMParams(salt=SALT, owf="sha256", iterations=8, mac="hmac-sha256")) == \
+        by_hand(b"secret", SALT, "sha256", 8)
+    assert mac.pbm_key(b"secret", PBMParams(salt=SALT, owf="sha512", iterations=7, mac="hmac-sha256")) == \
+        by_hand(b"secret", SALT, "sha512", 7)
+    # and it stays bounded
+    for i in range(3 * mac._PBM_KEYS_MAX):
+        mac.pbm_key(b"secret", PBMParams(salt=i.to_bytes(8, "big"), owf="sha256", iterations=1, mac="hmac-sha256"))
+    assert len(mac._PBM_KEYS) <= mac._PBM_KEYS_MAX
