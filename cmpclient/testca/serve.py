@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import socket
 import sys
@@ -48,10 +49,12 @@ log = logging.getLogger("cmpclient.testca.serve")
 LISTEN_LINE_PREFIX = "cmpclient serve: listening on "
 GRACEFUL_TIMEOUT = 10
 #: Slow or idle clients (issue #6): a connection must send its first byte within
-#: FIRST_BYTE_TIMEOUT seconds and the whole request (headers and body) within
-#: REQUEST_READ_TIMEOUT seconds of being accepted, else it is closed.  A gunicorn sync
-#: worker serves one connection at a time, so without these two idle sockets stalled
-#: the whole server until the arbiter killed the workers (60 s).
+#: FIRST_BYTE_TIMEOUT seconds and then the whole request (headers and body) within
+#: REQUEST_READ_TIMEOUT seconds, else it is closed.  A gunicorn sync worker serves one
+#: connection at a time: without these, two idle sockets stalled the whole server until
+#: the arbiter killed the workers (60 s). Silent connections are parked (:class:`_Parking`)
+#: so that they cost no worker time at all; one that has started sending holds its worker
+#: for at most REQUEST_READ_TIMEOUT.
 FIRST_BYTE_TIMEOUT = 2.0
 REQUEST_READ_TIMEOUT = 10.0
 #: Seconds a client connection may stay silent (slow or stalled clients are dropped).
@@ -164,6 +167,95 @@ class _DeadlineSocket:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
+
+
+class _Parking:
+    """Accepted connections that have not sent a byte yet, waiting without a worker.
+
+    A gunicorn sync worker handles one connection at a time; waiting for a silent one
+    (up to FIRST_BYTE_TIMEOUT) used to hold the worker, so N idle connections delayed
+    everyone by N x 2 s. Now a new connection that has sent nothing within PEEK_SECONDS
+    is parked: the worker's wait() polls the listening socket *and* the parked sockets,
+    handles a parked one as soon as it becomes readable and closes those still silent
+    after FIRST_BYTE_TIMEOUT. At most MAX_PARKED per worker (the oldest is closed first).
+    """
+
+    PEEK_SECONDS = 0.005
+    MAX_PARKED = 512
+
+    def __init__(self) -> None:
+        self._parked: list[tuple[socket.socket, Any, Any, float]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._parked)
+
+    def __len__(self) -> int:
+        return len(self._parked)
+
+    def park_if_silent(self, client: socket.socket, addr: Any, listener: Any) -> bool:
+        poller = select.poll()
+        poller.register(client, select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR)
+        if poller.poll(int(self.PEEK_SECONDS * 1000)):
+            return False  # bytes (or the end) arrived: handle it now
+        client.setblocking(False)
+        self._parked.append((client, addr, listener, time.monotonic() + FIRST_BYTE_TIMEOUT))
+        while len(self._parked) > self.MAX_PARKED:
+            self._close(self._parked.pop(0), "too many silent connections")
+        return True
+
+    def poll(self, gunicorn_fds: list[Any], timeout: float) -> tuple[list[Any], list[tuple[socket.socket, Any, Any]]]:
+        """Wait up to ``timeout`` (less if a parked connection expires sooner); return the
+        ready gunicorn fds (as given) and the parked connections that became readable."""
+        self.expire()
+        if self._parked:
+            timeout = max(0.0, min(timeout, min(p[3] for p in self._parked) - time.monotonic()))
+        poller = select.poll()
+        by_fd: dict[int, Any] = {}
+        for obj in gunicorn_fds:
+            fd = obj if isinstance(obj, int) else obj.fileno()
+            by_fd[fd] = obj
+            poller.register(fd, select.POLLIN)
+        parked_by_fd = {p[0].fileno(): p for p in self._parked}
+        for fd in parked_by_fd:
+            poller.register(fd, select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR)
+        try:
+            events = poller.poll(timeout * 1000)
+        except InterruptedError:
+            return [], []
+        ready_gunicorn, ready_parked = [], []
+        for fd, _ in events:
+            if fd in by_fd:
+                ready_gunicorn.append(by_fd[fd])
+            elif fd in parked_by_fd:
+                entry = parked_by_fd[fd]
+                self._parked.remove(entry)
+                ready_parked.append(entry[:3])
+        self.expire()
+        return ready_gunicorn, ready_parked
+
+    def expire(self) -> None:
+        now = time.monotonic()
+        keep = []
+        for entry in self._parked:
+            if entry[3] <= now:
+                self._close(entry, f"sent nothing within {FIRST_BYTE_TIMEOUT:.0f} s")
+            else:
+                keep.append(entry)
+        self._parked = keep
+
+    def close_all(self) -> None:
+        for entry in self._parked:
+            self._close(entry, None)
+        self._parked = []
+
+    @staticmethod
+    def _close(entry: tuple[socket.socket, Any, Any, float], why: str | None) -> None:
+        if why:
+            log.warning("closing slow client %s: %s", entry[1], why)
+        try:
+            entry[0].close()
+        except OSError:
+            pass
 
 
 class _SerializedCA:
@@ -419,13 +511,42 @@ def _serve_gunicorn(
     from gunicorn.workers.sync import SyncWorker
 
     class _GuardedSyncWorker(SyncWorker):  # type: ignore[misc]
-        """gunicorn's sync worker with the slow-client deadlines of :class:`_DeadlineSocket`."""
+        """gunicorn's sync worker with the slow-client deadlines of :class:`_DeadlineSocket`,
+        and silent connections parked instead of waited for (see :class:`_Parking`)."""
+
+        def init_process(self) -> None:
+            self._parking = _Parking()
+            super().init_process()
 
         def accept(self, listener: Any) -> None:
             client, addr = listener.accept()
-            client.setblocking(True)
             _gutil.close_on_exec(client)
+            if self._parking.park_if_silent(client, addr, listener):
+                return
+            client.setblocking(True)
             self.handle(listener, _DeadlineSocket(client, addr), addr)
+
+        def wait(self, timeout: float) -> Any:
+            if not self._parking:
+                return super().wait(timeout)
+            self.notify()
+            try:
+                ready_gunicorn, ready_parked = self._parking.poll(self.wait_fds, timeout)
+            except (OSError, ValueError):  # a closed listener while stopping: gunicorn's own wait decides
+                return super().wait(0)
+            for client, addr, listener in ready_parked:
+                client.setblocking(True)
+                self.handle(listener, _DeadlineSocket(client, addr), addr)
+            if self.PIPE[0] in ready_gunicorn:
+                try:
+                    os.read(self.PIPE[0], 1)
+                except OSError:
+                    pass
+            return ready_gunicorn or None
+
+        def handle_exit(self, sig: Any, frame: Any) -> None:
+            self._parking.close_all()
+            super().handle_exit(sig, frame)
 
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
