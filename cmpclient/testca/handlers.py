@@ -141,6 +141,10 @@ class Request:
         return "reject" if self.body_type in CERT_REQUEST_BODIES or self.body_type == "rr" else "error"
 
 
+#: Bodies whose content is SIZE (1..MAX): CertReqMessages, RevReqContent, PKIMessages.
+_NON_EMPTY_BODIES = frozenset({*CERT_REQUEST_BODIES, "rr", "nested"}) - {"p10cr"}
+
+
 class Engine:
     """The pure request handler of the test CA."""
 
@@ -189,6 +193,9 @@ class Engine:
             raise Refusal("badRequest", f"body type {kind} is not supported by this CA")
         if req.header.pvno not in (1, 2, 3) or (req.header.pvno == 3 and not alias.allow_cmpv3):
             raise Refusal("unsupportedVersion", f"pvno {req.header.pvno} is not supported")
+        if kind in _NON_EMPTY_BODIES and len(req.msg["body"][kind]) == 0:
+            # SIZE (1..MAX) in the ASN.1: pyasn1's lenient decode lets an empty list through.
+            raise Refusal("badDataFormat", f"the {kind} body is empty; it must carry at least one element")
         if kind == "nested":
             return self.handle_nested(req)
         if kind in CERT_REQUEST_BODIES:

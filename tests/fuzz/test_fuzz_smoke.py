@@ -158,3 +158,25 @@ def test_deep_nesting_is_a_bad_request_not_a_crash(fuzz, depth, tag):
     status, der = worker.ca.handle("ra", inner)
     assert time.monotonic() - t0 < 5
     assert status == 200 and mod._outcome_of_answer(der).startswith("error:badRequest")
+
+
+@pytest.mark.parametrize("kind", ["ir", "cr", "kur", "rr", "nested"])
+def test_empty_size_one_to_max_body_is_bad_data_format(fuzz, kind):
+    """Found by the 1 000 000-input run (seed 2028, input 308 665): a correctly MAC-protected
+    kur with an empty CertReqMessages made the CA answer systemFailure (IndexError). The
+    ASN.1 says SIZE (1..MAX); the CA's lenient decode let the empty list through."""
+    import os
+
+    from cmpclient.message.body import body_der
+    from cmpclient.message.header import HeaderBuilder
+    from cmpclient.protection import MACProtection, protect_der
+
+    mod, worker, _ = fuzz
+    protection = MACProtection(mod.SECRET, sender_kid=b"fuzz")
+    header = (HeaderBuilder().sender("CN=RA Admin,O=cmpclient test,C=SE").recipient("CN=ManagementCA,O=cmpclient test,C=SE")
+              .transaction_id(os.urandom(16)).sender_nonce(os.urandom(16))
+              .protection_alg(protection.algorithm_identifier()).sender_kid(b"fuzz").build_der())
+    der = protect_der(header, body_der(kind, b"\x30\x00"), protection)
+    status, answer = worker.ca.handle("ra", der)
+    assert status == 200
+    assert mod._outcome_of_answer(answer) == "error:badDataFormat"
