@@ -177,7 +177,10 @@ class _Parking:
     everyone by N x 2 s. Now a new connection that has sent nothing within PEEK_SECONDS
     is parked: the worker's wait() polls the listening socket *and* the parked sockets,
     handles a parked one as soon as it becomes readable and closes those still silent
-    after FIRST_BYTE_TIMEOUT. At most MAX_PARKED per worker (the oldest is closed first).
+    after FIRST_BYTE_TIMEOUT -- checked at the deadline, so a request that has arrived is
+    served, however late the worker gets to it. Ready parked connections are served before
+    new ones are accepted (a busy worker would otherwise starve them). At most MAX_PARKED per
+    worker (the oldest is closed first).
     """
 
     PEEK_SECONDS = 0.005
@@ -206,7 +209,9 @@ class _Parking:
     def poll(self, gunicorn_fds: list[Any], timeout: float) -> tuple[list[Any], list[tuple[socket.socket, Any, Any]]]:
         """Wait up to ``timeout`` (less if a parked connection expires sooner); return the
         ready gunicorn fds (as given) and the parked connections that became readable."""
-        self.expire()
+        ready_parked = self.take_ready()
+        if ready_parked:
+            return [], ready_parked
         if self._parked:
             timeout = max(0.0, min(timeout, min(p[3] for p in self._parked) - time.monotonic()))
         poller = select.poll()
@@ -215,33 +220,34 @@ class _Parking:
             fd = obj if isinstance(obj, int) else obj.fileno()
             by_fd[fd] = obj
             poller.register(fd, select.POLLIN)
-        parked_by_fd = {p[0].fileno(): p for p in self._parked}
-        for fd in parked_by_fd:
-            poller.register(fd, select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR)
-        try:
-            events = poller.poll(timeout * 1000)
-        except InterruptedError:
-            return [], []
-        ready_gunicorn, ready_parked = [], []
-        for fd, _ in events:
-            if fd in by_fd:
-                ready_gunicorn.append(by_fd[fd])
-            elif fd in parked_by_fd:
-                entry = parked_by_fd[fd]
-                self._parked.remove(entry)
-                ready_parked.append(entry[:3])
-        self.expire()
-        return ready_gunicorn, ready_parked
-
-    def expire(self) -> None:
-        now = time.monotonic()
-        keep = []
         for entry in self._parked:
-            if entry[3] <= now:
+            poller.register(entry[0].fileno(), self._EVENTS)
+        events = poller.poll(timeout * 1000)
+        ready_gunicorn = [by_fd[fd] for fd, _ in events if fd in by_fd]
+        return ready_gunicorn, self.take_ready()
+
+    _EVENTS = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+
+    def take_ready(self) -> list[tuple[socket.socket, Any, Any]]:
+        """Remove and return the parked connections with bytes (or an end) to read, oldest
+        first; close those still silent after FIRST_BYTE_TIMEOUT. Never blocks."""
+        if not self._parked:
+            return []
+        poller = select.poll()
+        for entry in self._parked:
+            poller.register(entry[0].fileno(), self._EVENTS)
+        readable = {fd for fd, _ in poller.poll(0)}
+        now = time.monotonic()
+        ready, keep = [], []
+        for entry in self._parked:
+            if entry[0].fileno() in readable:
+                ready.append(entry[:3])
+            elif entry[3] <= now:
                 self._close(entry, f"sent nothing within {FIRST_BYTE_TIMEOUT:.0f} s")
             else:
                 keep.append(entry)
         self._parked = keep
+        return ready
 
     def close_all(self) -> None:
         for entry in self._parked:
@@ -519,6 +525,11 @@ def _serve_gunicorn(
             super().init_process()
 
         def accept(self, listener: Any) -> None:
+            # Parked connections whose request has arrived go first: under load gunicorn
+            # keeps accepting while the backlog is not empty and would starve them.
+            for client, addr, parked_on in self._parking.take_ready():
+                client.setblocking(True)
+                self.handle(parked_on, _DeadlineSocket(client, addr), addr)
             client, addr = listener.accept()
             _gutil.close_on_exec(client)
             if self._parking.park_if_silent(client, addr, listener):
