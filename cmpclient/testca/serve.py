@@ -555,9 +555,7 @@ def _serve_gunicorn(
                     pass
             return ready_gunicorn or None
 
-        def handle_exit(self, sig: Any, frame: Any) -> None:
-            self._parking.close_all()
-            super().handle_exit(sig, frame)
+        # Parked connections still open at exit are closed with the process.
 
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
