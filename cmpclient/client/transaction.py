@@ -245,15 +245,19 @@ class Transaction:
             )
         from cmpclient.protection import verify_protection
 
-        if getattr(cfg.protection, "kem_shared_secret", None) is not None and \
-                _kem_secret_for_answers(cfg.protection) is None and _protection_oid(rsp) == oids.KEM_BASED_MAC:
-            raise ProtectionError(
-                f"the {rsp.body_type} is protected with the KEM-based MAC, but the genp that delivered the KEM "
-                "ciphertext was unprotected, so that MAC does not show who answered",
-                fail_info="wrongIntegrity",
-                hint="the server must sign its answers after an unprotected genp (RFC 9810 §5.1.3.4); "
-                "give --trusted/--srvcert",
-            )
+        # After an unprotected genp (RFC 9810 allows it) a KEM-based MAC proves nothing about
+        # who sent the ciphertext: the server's answers must then be signed.
+        kem_secret = getattr(cfg.protection, "kem_shared_secret", None)
+        if kem_secret is not None and not getattr(cfg.protection, "peer_authenticated", True):
+            kem_secret = None
+            if _protection_oid(rsp) == oids.KEM_BASED_MAC:
+                raise ProtectionError(
+                    f"the {rsp.body_type} is protected with the KEM-based MAC, but the genp that delivered the "
+                    "KEM ciphertext was unprotected, so that MAC does not show who answered",
+                    fail_info="wrongIntegrity",
+                    hint="the server must sign its answers after an unprotected genp (RFC 9810 §5.1.3.4); "
+                    "give --trusted/--srvcert",
+                )
         verified = verify_protection(
             rsp.der,
             rsp.message,
@@ -263,7 +267,7 @@ class Transaction:
             untrusted=list(cfg.untrusted),
             max_pbm_iterations=cfg.max_pbm_iterations,
             require_key_usage=not cfg.lenient.ignore_key_usage,
-            kem_secret=_kem_secret_for_answers(cfg.protection),
+            kem_secret=kem_secret,
         )
         signer = getattr(verified, "signer_cert", None)
         if signer is not None and rsp.header.sender_name is not None and rsp.header.sender_name != signer.subject:
@@ -281,21 +285,6 @@ def _hex(value: bytes | None) -> str:
 def _protection_oid(rsp: ParsedMessage) -> str | None:
     alg = rsp.message["header"]["protectionAlg"]
     return str(alg["algorithm"]) if alg.isValue else None
-
-
-def _kem_secret_for_answers(protection: Any) -> bytes | None:
-    """The KEM shared secret that may authenticate the server's answers, if any.
-
-    Only when the genp that delivered the KEM ciphertext was itself authenticated: after an
-    unprotected genp (which RFC 9810 allows) a KEM-based MAC proves nothing about who sent
-    the ciphertext, so the server must sign its answers.
-    """
-    secret = getattr(protection, "kem_shared_secret", None)
-    if secret is None:
-        return None
-    if not getattr(protection, "peer_authenticated", True):
-        return None
-    return secret
 
 
 def _is_negative(rsp: ParsedMessage) -> bool:

@@ -185,19 +185,17 @@ class _Parking:
 
     PEEK_SECONDS = 0.005
     MAX_PARKED = 512
+    _EVENTS = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 
     def __init__(self) -> None:
         self._parked: list[tuple[socket.socket, Any, Any, float]] = []
-
-    def __bool__(self) -> bool:
-        return bool(self._parked)
 
     def __len__(self) -> int:
         return len(self._parked)
 
     def park_if_silent(self, client: socket.socket, addr: Any, listener: Any) -> bool:
         poller = select.poll()
-        poller.register(client, select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR)
+        poller.register(client, self._EVENTS)
         if poller.poll(int(self.PEEK_SECONDS * 1000)):
             return False  # bytes (or the end) arrived: handle it now
         client.setblocking(False)
@@ -209,34 +207,31 @@ class _Parking:
     def poll(self, gunicorn_fds: list[Any], timeout: float) -> tuple[list[Any], list[tuple[socket.socket, Any, Any]]]:
         """Wait up to ``timeout`` (less if a parked connection expires sooner); return the
         ready gunicorn fds (as given) and the parked connections that became readable."""
-        ready_parked = self.take_ready()
-        if ready_parked:
-            return [], ready_parked
         if self._parked:
             timeout = max(0.0, min(timeout, min(p[3] for p in self._parked) - time.monotonic()))
-        poller = select.poll()
-        by_fd: dict[int, Any] = {}
-        for obj in gunicorn_fds:
-            fd = obj if isinstance(obj, int) else obj.fileno()
-            by_fd[fd] = obj
+        by_fd = {(obj if isinstance(obj, int) else obj.fileno()): obj for obj in gunicorn_fds}
+        poller = self._poller()
+        for fd in by_fd:
             poller.register(fd, select.POLLIN)
-        for entry in self._parked:
-            poller.register(entry[0].fileno(), self._EVENTS)
-        events = poller.poll(timeout * 1000)
-        ready_gunicorn = [by_fd[fd] for fd, _ in events if fd in by_fd]
-        return ready_gunicorn, self.take_ready()
-
-    _EVENTS = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+        readable = {fd for fd, _ in poller.poll(timeout * 1000)}
+        return [obj for fd, obj in by_fd.items() if fd in readable], self._partition(readable)
 
     def take_ready(self) -> list[tuple[socket.socket, Any, Any]]:
         """Remove and return the parked connections with bytes (or an end) to read, oldest
         first; close those still silent after FIRST_BYTE_TIMEOUT. Never blocks."""
         if not self._parked:
             return []
+        return self._partition({fd for fd, _ in self._poller().poll(0)})
+
+    def _poller(self) -> Any:
         poller = select.poll()
         for entry in self._parked:
             poller.register(entry[0].fileno(), self._EVENTS)
-        readable = {fd for fd, _ in poller.poll(0)}
+        return poller
+
+    def _partition(self, readable: set[int]) -> list[tuple[socket.socket, Any, Any]]:
+        """Take out the parked connections whose fd is in ``readable``; close the others
+        whose deadline has passed (only now: bytes that came late are still served)."""
         now = time.monotonic()
         ready, keep = [], []
         for entry in self._parked:
@@ -248,11 +243,6 @@ class _Parking:
                 keep.append(entry)
         self._parked = keep
         return ready
-
-    def close_all(self) -> None:
-        for entry in self._parked:
-            self._close(entry, None)
-        self._parked = []
 
     @staticmethod
     def _close(entry: tuple[socket.socket, Any, Any, float], why: str | None) -> None:

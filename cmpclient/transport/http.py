@@ -99,33 +99,28 @@ def _https_connection_class() -> type:
 _HTTPSConnection: type | None = None
 
 
-def _env_proxy(scheme: str, host: str, port: int) -> str | None:
-    """The proxy URL the environment names for ``scheme://host:port``, or None.
+def _env_proxy_for(url: str) -> str | None:
+    """The proxy URL the environment names for ``url``, or None.
 
     ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` (any case; urllib's precedence rules) and
     ``NO_PROXY`` entries: ``*``, a domain (``corp``, ``.corp``: the domain and its
     subdomains), ``host:port``, an IP address or a CIDR block (``10.0.0.0/8``).
     """
-    names = {k.lower() for k in os.environ}
-    if not any(n.endswith("_proxy") for n in names):
+    if not any(k.lower().endswith("_proxy") for k in os.environ):
         return None  # the common case: no need to import urllib.request (~10 ms)
     import urllib.request
 
-    proxies = urllib.request.getproxies_environment()
-    proxy = proxies.get(scheme) or proxies.get("all")
-    if not proxy or _no_proxy(host, port, proxies.get("no", "")):
-        return None
-    return proxy
-
-
-def _env_proxy_for(url: str) -> str | None:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     try:
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError:
         return None  # _Endpoint reports the bad port
-    return _env_proxy(scheme, parts.hostname or "", port)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(scheme) or proxies.get("all")
+    if not proxy or _no_proxy(parts.hostname or "", port, proxies.get("no", "")):
+        return None
+    return proxy
 
 
 def _no_proxy(host: str, port: int, no_proxy: str) -> bool:
@@ -222,6 +217,8 @@ class _Endpoint:
             if px.username is not None:
                 self.proxy_headers["Proxy-Authorization"] = _basic_auth(px.username, px.password or "")
         self.context = self._tls_context(verify, client_cert, trust_env) if self.scheme == "https" else None
+        #: The request target: the path, or the absolute URL when talking to a proxy in clear.
+        self.target = f"http://{self.authority}{self.path}" if self.proxy_host and self.scheme == "http" else self.path
 
     def describe_proxy(self) -> str:
         return f"{self.proxy_host}:{self.proxy_port}"
@@ -256,12 +253,6 @@ class _Endpoint:
                 raise UsageError(f"cannot load the TLS client certificate/key: {exc}",
                                  hint="give the PEM certificate and its unencrypted PEM key") from exc
         return ctx
-
-    def target(self) -> str:
-        """The request target: the path, or the absolute URL when talking to a proxy in clear."""
-        if self.proxy_host and self.scheme == "http":
-            return f"http://{self.authority}{self.path}"
-        return self.path
 
     def request_headers(self) -> dict[str, str]:
         headers = dict(self.auth_headers)
@@ -509,7 +500,7 @@ class HTTPTransport:
         """POST one DER PKIMessage; return the DER body of a 200 application/pkixcmp answer."""
         conn = self._acquire()
         try:
-            conn.write_request("POST", self._endpoint.target(), bytes(request), self._headers)  # type: ignore[attr-defined]
+            conn.write_request("POST", self._endpoint.target, bytes(request), self._headers)  # type: ignore[attr-defined]
             response = conn.getresponse()
             body = _read_body(response, self.url, self.max_response_size)
         except (OSError, http.client.HTTPException) as exc:
@@ -590,7 +581,7 @@ def http_get(url: str, *, timeout: float = 10.0, max_size: int = DEFAULT_MAX_RES
     try:
         headers = {"Accept-Encoding": "identity", "User-Agent": user_agent, "Connection": "close",
                    **endpoint.request_headers()}
-        conn.write_request("GET", endpoint.target(), None, headers)  # type: ignore[attr-defined]
+        conn.write_request("GET", endpoint.target, None, headers)  # type: ignore[attr-defined]
         response = conn.getresponse()
         if response.status != 200:
             raise TransportError(f"HTTP {response.status} from {url}")
