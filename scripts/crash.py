@@ -45,7 +45,7 @@ def integrity(db_path: Path) -> str:
 
 
 def run(*, clients: int, count: int, kills: int, interval: float, workers: int, out: Path, retry: float = 120.0,
-        log=print) -> dict[str, Any]:
+        kill_after: int | None = None, log=print) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     data_dir = out / "data"
     tag = f"crash{int(time.time())}"
@@ -60,14 +60,19 @@ def run(*, clients: int, count: int, kills: int, interval: float, workers: int, 
     t = threading.Thread(target=drive, name="load-clients")
     t.start()
     try:
+        last = 0
         for n in range(kills):
+            # Kill after --interval seconds, or (--kill-after N) as soon as the clients hold N more
+            # certificates than at the last kill: progress, not time, so it lands mid-load at any speed.
             deadline = time.time() + interval
             while time.time() < deadline and t.is_alive():
+                if kill_after is not None and len(load.received_records(out / "clients")) >= last + kill_after:
+                    break
                 time.sleep(0.1)
             if not t.is_alive():
                 log(f"crash: clients finished before kill {n + 1}; raise --count or lower --interval")
                 break
-            received = len(load.received_records(out / "clients"))
+            received = last = len(load.received_records(out / "clients"))
             server.kill()  # SIGKILL to the process group: master and workers
             check = integrity(data_dir / "testca.sqlite")
             result["kills"].append({"after_received": received, "integrity_after_kill": check})
@@ -96,13 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=200, help="enrolments per client")
     ap.add_argument("--kills", type=int, default=3)
     ap.add_argument("--interval", type=float, default=20.0, help="seconds of load before each kill")
+    ap.add_argument("--kill-after", type=int, default=None,
+                    help="kill as soon as the clients have received this many more certificates (--interval is then the cap)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     import tempfile
 
     out = args.out or Path(tempfile.mkdtemp(prefix="cmpcrash-"))
-    res = run(clients=args.clients, count=args.count, kills=args.kills, interval=args.interval, workers=args.workers, out=out)
+    res = run(clients=args.clients, count=args.count, kills=args.kills, interval=args.interval, workers=args.workers, out=out,
+              kill_after=args.kill_after)
     print(json.dumps(res, indent=1))
     return 0 if not res["problems"] and len(res["kills"]) == args.kills else 1
 
