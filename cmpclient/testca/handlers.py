@@ -347,8 +347,10 @@ class Engine:
             return protect_der(header, B.error_body("rejection", fail_info=["systemFailure"], texts=[text], as_der=True), None)
 
     def respond(self, req: Request, body: cmp.PKIBody | bytes, *, ca: CertificateAuthority | None = None,
-                implicit_confirm: bool = False, extra_certs: Sequence[bytes] = ()) -> bytes:
+                implicit_confirm: bool = False, extra_certs: Sequence[bytes] = (), tx_fields: dict[str, Any] | None = None) -> bytes:
         """A response to ``req``: header, body, protection as the alias and request say.
+
+        The transaction record gets the answer's nonce, and ``tx_fields`` in the same write.
 
         Assembled as bytes (header and body DER, :func:`protect_der`): encoding whole
         pyasn1 messages was the largest cost of answering a request.
@@ -384,7 +386,7 @@ class Engine:
         body_der = body if isinstance(body, (bytes, bytearray)) else codec.encode(body)
         der = protect_der(hb.build_der(), bytes(body_der), protection, extras)
         if req.header.transaction_id:
-            self.store.update_transaction(alias.name, req.header.transaction_id, last_nonce=nonce)
+            self.store.update_transaction(alias.name, req.header.transaction_id, last_nonce=nonce, **(tx_fields or {}))
         return der
 
     def signature_protection(self, req: Request | None, ca: CertificateAuthority) -> SignatureProtection:
@@ -566,15 +568,15 @@ class Engine:
             try:
                 if alias.faults.force_reject:
                     raise Refusal(alias.faults.force_reject, f"forced rejection (fault injection on alias {alias.name})", form="reject")
-                cert_der, key_blob = self.issue_one(req, item, ca, profile, username, fixed_subject, old_key_spki=old_key_spki)
+                cert_der, cert_id, key_blob = self.issue_one(req, item, ca, profile, username, fixed_subject,
+                                                             old_key_spki=old_key_spki)
             except Refusal as r:
                 if r.form != "reject":
                     raise
                 responses.append(B.cert_response(item.cert_req_id, "rejection", fail_info=[r.fail_info], texts=[r.message],
                                                  as_der=True))
                 continue
-            rec = self.store.find_by_fingerprint(fingerprint(cert_der))
-            issued.append((item.cert_req_id, rec.id if rec else 0, cert_der))
+            issued.append((item.cert_req_id, cert_id, cert_der))
             if _indirect_popo(item) is not None:
                 # Indirect POPO (RFC 9810 section 5.2.8.3.2): the certificate travels encrypted
                 # to its own key; certConf's certHash proves the requester could decrypt it.
@@ -586,7 +588,8 @@ class Engine:
         return responses, issued
 
     def issue_one(self, req: Request, item: CertReqItem, ca: CertificateAuthority, profile: CertProfile, username: str,
-                  fixed_subject: x509.Name | None, *, old_key_spki: bytes | None = None) -> tuple[bytes, Any]:
+                  fixed_subject: x509.Name | None, *, old_key_spki: bytes | None = None) -> tuple[bytes, int, Any]:
+        """Issue one certificate: its DER, its row id in the store and the wrapped server key (or None)."""
         from cmpclient.keys import key_spec_of
 
         subject = fixed_subject if fixed_subject is not None else item.subject
@@ -621,7 +624,7 @@ class Engine:
                 san = ext.value
         strict = req.alias.strict
         try:
-            cert, _ = ca.issue(
+            cert, cert_id = ca.issue(
                 self.store, subject=subject, public_key=public_key, profile=profile, username=username,
                 not_before=item.not_before, not_after=item.not_after, key_usage_names=ku, ext_key_usages=eku, san=san,
                 # A certificate delivered encrypted (indirect POPO) awaits its proof: it stays
@@ -633,7 +636,7 @@ class Engine:
             raise Refusal(exc.fail_info, exc.message, form="reject") from exc
         cert_der = cert.public_bytes(serialization.Encoding.DER)
         key_blob = self.wrap_server_key(req, item, ca, private_key) if private_key is not None else None
-        return cert_der, key_blob
+        return cert_der, cert_id, key_blob
 
     def parse_extensions(self, item: CertReqItem) -> list[x509.Extension]:
         if item.csr is not None:
@@ -890,9 +893,9 @@ class Engine:
             return self.respond(req, B.cert_rep_body(kind, waiting), ca=ca)
         if awaiting:
             auth_fields["pending"] = {"awaiting_proof": awaiting}
-        self._tx_state(req, state, response_body=kind, **auth_fields)
         body = B.cert_rep_body(kind, responses, ca_pubs=ca_pubs, as_der=True)
-        return self.respond(req, body, ca=ca, implicit_confirm=implicit, extra_certs=ca.chain_der() if issued else ())
+        return self.respond(req, body, ca=ca, implicit_confirm=implicit, extra_certs=ca.chain_der() if issued else (),
+                            tx_fields={"state": state, "response_body": kind, **auth_fields})
 
     def reauthenticate(self, req: Request, tx: Any) -> None:
         """pollReq/certConf continue a transaction: check them with the credential it began with."""
