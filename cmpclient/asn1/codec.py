@@ -4,14 +4,6 @@
 to different bytes), and turns pyasn1's errors into :class:`cmpclient.errors.DecodeError`
 naming what was being decoded.  ``protected_part`` slices the exact bytes of header and
 body out of a received message, so protection is checked over what the peer sent.
-
-Speed: pyasn1's decoder plus the re-encoding check cost ~2.6 ms for a 3.6 kB answer.
-pyasn1-fasder (a DER-only decoder written in Rust that builds the same pyasn1 objects
-and rejects every encoding error it sees) does it in ~1.1 ms.  It is tried first; when it
-refuses an input, or is not installed, the pyasn1 path below decides and words the error.
-So an input is accepted only if both agree it is valid DER, or pyasn1 alone accepts it
-as before: the fast path can only make ``decode`` faster, never more lenient
-(``tests/unit/test_codec_fastpath.py`` checks that differentially).
 """
 
 from __future__ import annotations
@@ -22,14 +14,8 @@ from pyasn1.codec.der import decoder as _der_decoder
 from pyasn1.codec.der import encoder as _der_encoder
 from pyasn1.error import PyAsn1Error
 from pyasn1.type import base, univ
-from pyasn1.type import useful as _useful
 
 from cmpclient.errors import DecodeError
-
-try:  # optional at import time: without it every decode takes the pyasn1 path
-    from pyasn1_fasder import decode_der as _fast_decode_der
-except ImportError:  # pragma: no cover - it is a dependency; a platform without a wheel lacks it
-    _fast_decode_der = None
 
 T = TypeVar("T", bound=base.Asn1Item)
 
@@ -58,9 +44,6 @@ def decode(data: bytes, spec: T, *, what: str | None = None, strict: bool = True
         raise DecodeError(f"{name}: empty input")
     if len(data) > MAX_MESSAGE_SIZE:
         raise DecodeError(f"{name}: {len(data)} bytes is larger than the {MAX_MESSAGE_SIZE}-byte limit")
-    fast = fast_decode(data, spec, check_times=strict)
-    if fast is not None:
-        return fast
     try:
         value, rest = _der_decoder.decode(data, asn1Spec=spec)
     except (PyAsn1Error, TypeError, ValueError, IndexError, OverflowError, RecursionError) as exc:
@@ -85,52 +68,6 @@ def decode(data: bytes, spec: T, *, what: str | None = None, strict: bool = True
                 hint="the sender used a non-canonical (BER) encoding",
             )
     return value
-
-
-def fast_decode(data: bytes, spec: T, *, check_times: bool = True) -> T | None:
-    """``data`` decoded by pyasn1-fasder if it is valid DER for ``spec``; None otherwise
-    (not DER, not valid, a schema feature it lacks, or the library missing).
-
-    ``check_times=False`` is for lenient decoding, where pyasn1 reads any time text too."""
-    if _fast_decode_der is None:
-        return None
-    try:
-        value, _ = _fast_decode_der(data, spec)
-    except (KeyboardInterrupt, SystemExit, MemoryError):
-        raise
-    except BaseException:  # noqa: BLE001 - any refusal (a Rust panic is a BaseException): pyasn1 decides
-        return None
-    return value if not check_times or _times_are_der(data) else None
-
-
-def _times_are_der(data: bytes) -> bool:
-    """Every UTCTime/GeneralizedTime TLV in ``data`` is what pyasn1's DER encoder writes.
-
-    fasder does not look inside time values; pyasn1's encoder refuses a time without "Z"
-    and drops zeros at the end of a fraction, so the re-encoding check refused such
-    values.  Checking each time TLV with that encoder keeps the fast path exactly as
-    strict.  The walk also enters opaque values (certificates): a doubtful time there only
-    sends the input down the pyasn1 path, which decides as before.
-    """
-    stack = [(0, len(data))]
-    while stack:
-        pos, end = stack.pop()
-        while pos < end:
-            try:
-                tag, start, stop = read_tlv(data, pos)
-            except DecodeError:
-                return False
-            if tag & 0x20:
-                stack.append((start, stop))
-            elif tag in (0x17, 0x18):
-                time_type = _useful.UTCTime if tag == 0x17 else _useful.GeneralizedTime
-                try:
-                    if _der_encoder.encode(time_type(data[start:stop])) != data[pos:stop]:
-                        return False
-                except (PyAsn1Error, ValueError, IndexError, TypeError):
-                    return False
-            pos = stop
-    return True
 
 
 def _short(exc: BaseException) -> str:

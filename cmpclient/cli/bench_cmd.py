@@ -35,7 +35,7 @@ def _request_factory(params: dict[str, Any], key_pem: bytes | None, i: int) -> t
     else:
         key = generate_key(params.get("reqnewkeyspec") or "secp256r1")
     subject = params["dn"].replace("{i}", str(i))
-    request = CertRequestBuilder().subject(subject).public_key(key).popo_signature(popo_signer(key)).build()
+    request = CertRequestBuilder().subject(subject).public_key(key).popo_signature(popo_signer(key))
     return ("cr" if params.get("use_cr") else "ir"), request, None
 
 
@@ -51,7 +51,7 @@ _BENCH_OPTS = [
     opt("--count", "-n", name="count", type=click.IntRange(min=1), default=100, show_default=True,
         help="Number of enrollments."),
     opt("--concurrency", "-c", name="concurrency", type=click.IntRange(min=1), default=4, show_default=True,
-        help="Concurrent workers (each keeps its own connection)."),
+        help="Concurrent workers (each on its own connections)."),
     opt("--processes", name="processes", type=click.IntRange(min=1), default=1, show_default=True,
         help="Worker processes to spread the workers over (use the cores)."),
     opt("--cr", name="use_cr", is_flag=True, default=False, help="Send cr instead of ir."),

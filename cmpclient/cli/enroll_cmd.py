@@ -462,11 +462,11 @@ def crmf(ctx: click.Context, **_: Any) -> None:
         def decrypt_key(info: Any) -> Any:
             return decrypt_returned_private_key(info.der, private_key=pek, password=mac_secret)
 
-        run_enroll(ctx, kind, builder.build(), private_key=None, decrypt_key=decrypt_key)
+        run_enroll(ctx, kind, builder, private_key=None, decrypt_key=decrypt_key)
         return
     key, _generated = new_key(params)
     builder = apply_popo(builder.public_key(key), params, key)
-    run_enroll(ctx, kind, builder.build(), private_key=key)
+    run_enroll(ctx, kind, builder, private_key=key)
 
 
 crmf = _apply(crmf, _CRMF_OPTS)
@@ -575,7 +575,7 @@ def update(ctx: click.Context, **_: Any) -> None:
     builder = template_builder(params, subject=old.subject, issuer=old.issuer if ra_form else None)
     builder = builder.public_key(key).old_cert_id(old.issuer, old.serial_number)
     builder = apply_popo(builder, params, key)
-    run_enroll(ctx, "kur", builder.build(), private_key=key, creds=creds)
+    run_enroll(ctx, "kur", builder, private_key=key, creds=creds)
 
 
 update = _apply(update, _UPDATE_OPTS)

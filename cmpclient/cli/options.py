@@ -96,7 +96,9 @@ server_options = _group([
     opt("--timeout", name="timeout", type=float, default=30.0, show_default=True, help="Seconds for each connect and read."),
     opt("--total-timeout", name="total_timeout", type=float, help="Seconds for the whole transaction including polling."),
     opt("--keep-alive/--no-keep-alive", name="keep_alive", default=True, show_default=True,
-        help="Reuse the HTTP connection; --no-keep-alive sends 'Connection: close' (openssl -keep_alive 0)."),
+        help="Reuse the HTTP connection for the further messages of a transaction (certConf, polling); "
+             "each transaction starts on a new one, as with openssl -keep_alive 1. --no-keep-alive sends "
+             "'Connection: close' (openssl -keep_alive 0)."),
     opt("--tls-ca", "--tls-trusted", name="tls_ca", type=_FILE, help="CA file (PEM) for the HTTPS server's certificate; default: the system trust store."),
     opt("--tls-cert", name="tls_cert", type=_FILE, help="TLS client certificate (PEM)."),
     opt("--tls-key", name="tls_key", type=_FILE, help="TLS client key (PEM, unencrypted)."),

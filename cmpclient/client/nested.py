@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from cmpclient.errors import CMPRejection, DecodeError, ProtocolError, UsageError
+from cmpclient.transport import end_transaction
 
 log = logging.getLogger("cmpclient.client")
 
@@ -304,6 +305,9 @@ class NestingTransport:
             if parse_message(der).header.transaction_id == tid:
                 return der
         raise ProtocolError("the nested response carries no answer to the request")
+
+    def end_transaction(self) -> None:
+        end_transaction(self.inner)
 
     def close(self) -> None:
         close = getattr(self.inner, "close", None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -18,6 +18,9 @@ from cmpclient.errors import CMPRejection, PollTimeout, ProtocolError, UsageErro
 from cmpclient.message import body as bodies
 from cmpclient.message.parse import CertRepContent, CertResponseInfo, EncryptedKeyInfo, ParsedMessage, RevRepContent
 from cmpclient.message.status import StatusInfo
+
+if TYPE_CHECKING:
+    from cmpclient.message.request import CertRequestBuilder
 
 log = logging.getLogger("cmpclient.client")
 
@@ -177,7 +180,7 @@ def _public_key_der(key: Any) -> bytes | None:
 def enroll(
     config: ClientConfig,
     kind: str,
-    request: crmf.CertReqMsg | bytes,
+    request: crmf.CertReqMsg | CertRequestBuilder | bytes,
     *,
     expected_public_key: Any = None,
     confirm: bool = True,
@@ -185,7 +188,8 @@ def enroll(
     new_private_key: Any = None,
     transaction: Transaction | None = None,
 ) -> EnrollResult:
-    """Run ir, cr, kur (with a CertReqMsg) or p10cr (with CSR DER) to the end.
+    """Run ir, cr, kur (with a CertReqMsg, or the CertRequestBuilder of one: it is then
+    written as DER directly, the faster way) or p10cr (with CSR DER) to the end.
 
     Polls while the server says ``waiting``, checks that the certificate certifies the
     requested key (``expected_public_key``; for CRMF it is taken from the template),
@@ -212,6 +216,12 @@ def enroll(
         csr = x509.load_der_x509_csr(bytes(request))
         expected = _public_key_der(expected_public_key) or _public_key_der(csr.public_key())
         cert_req_id = None  # p10cr answers use -1 (RFC 9810) or 0 (EJBCA); take what comes
+    elif hasattr(request, "build_der"):  # a CertRequestBuilder
+        body = bodies.cert_req_body(kind, [request], as_der=True)
+        cert_req_id = request.cert_req_id_value
+        expected = _public_key_der(expected_public_key) or request.public_key_spki
+        if expected is not None and _is_empty_key(expected):
+            expected = None  # an empty key asks the server to generate one
     else:
         if isinstance(request, (bytes, bytearray)):
             raise UsageError(f"{kind} takes a CertReqMsg; build one with CertRequestBuilder")
@@ -307,7 +317,9 @@ def _is_empty_key(spki_der: bytes) -> bool:
 
 
 def _indirect_popo(request: Any) -> bool:
-    """Whether a CertReqMsg asks for the indirect POPO method (encrCert)."""
+    """Whether a CertReqMsg (or CertRequestBuilder) asks for the indirect POPO method (encrCert)."""
+    if hasattr(request, "build_der"):
+        return request.popo_method in ("keyEncipherment", "keyAgreement") and request.popo_subsequent_encr_cert
     try:
         popo = request["popo"]
         if not popo.isValue or popo.getName() not in ("keyEncipherment", "keyAgreement"):

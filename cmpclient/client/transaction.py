@@ -23,6 +23,7 @@ from cmpclient.errors import CMPErrorMessage, ProtectionError, ProtocolError
 from cmpclient.message.header import HeaderBuilder
 from cmpclient.message.parse import ErrorContent, ParsedMessage, parse_message
 from cmpclient.asn1 import codec
+from cmpclient.transport import end_transaction
 
 log = logging.getLogger("cmpclient.client")
 
@@ -167,14 +168,20 @@ class Transaction:
         if cfg.on_message:
             cfg.on_message("request", der)
         raw = cfg.transport.send(der)
-        if cfg.on_message:
-            cfg.on_message("response", raw)
-        response = parse_message(raw)
-        self.check_response(response, sender_nonce, expect)
-        self.last_response = response
-        self._last_sender_nonce = sender_nonce
-        if response.body_type == "error":
-            raise error_from(response)
+        continues = False
+        try:
+            if cfg.on_message:
+                cfg.on_message("response", raw)
+            response = parse_message(raw)
+            self.check_response(response, sender_nonce, expect)
+            self.last_response = response
+            self._last_sender_nonce = sender_nonce
+            if response.body_type == "error":
+                raise error_from(response)
+            continues = _may_continue(response)
+        finally:
+            if not continues:
+                end_transaction(cfg.transport)
         return response
 
     # --- checking ---------------------------------------------------------------------------
@@ -276,6 +283,14 @@ class Transaction:
                 f"certificate ({signer.subject.rfc4514_string()!r})",
                 fail_info="wrongIntegrity",
             )
+
+
+def _may_continue(rsp: ParsedMessage) -> bool:
+    """Whether more messages of this transaction can follow ``rsp`` (certConf after a
+    certificate answer without implicit confirmation, pollReq after pollRep)."""
+    if rsp.body_type == "pollRep":
+        return True
+    return rsp.body_type in ("ip", "cp", "kup", "ccp", "krp") and not rsp.header.implicit_confirm
 
 
 def _hex(value: bytes | None) -> str:

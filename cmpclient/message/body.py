@@ -65,16 +65,17 @@ def _seq_of(items: Iterable[bytes]) -> bytes:
 # --- requests ----------------------------------------------------------------------
 
 
-def cert_req_body(kind: str, requests: Sequence[crmf.CertReqMsg], *, as_der: bool = False) -> Any:
-    """ir, cr, kur, krr or ccr with one or more CertReqMsg."""
+def cert_req_body(kind: str, requests: Sequence[Any], *, as_der: bool = False) -> Any:
+    """ir, cr, kur, krr or ccr with one or more requests: pyasn1 CertReqMsg values or
+    :class:`~cmpclient.message.request.CertRequestBuilder` objects (written as DER directly)."""
     if kind not in REQUEST_BODIES:
         raise UsageError(f"not a certificate request body: {kind!r} (one of {', '.join(REQUEST_BODIES)})")
     if not requests:
         raise UsageError(f"{kind} needs at least one CertReqMsg")
-    ids = [int(r["certReq"]["certReqId"]) for r in requests]
+    ids = [r.cert_req_id_value if hasattr(r, "build_der") else int(r["certReq"]["certReqId"]) for r in requests]
     if len(set(ids)) != len(ids):
         raise UsageError(f"duplicate certReqId in {kind}: {ids}")
-    return _body(kind, _seq_of(codec.encode(r) for r in requests), as_der)
+    return _body(kind, _seq_of(r.build_der() if hasattr(r, "build_der") else codec.encode(r) for r in requests), as_der)
 
 
 def p10cr_body(csr_der: bytes, *, as_der: bool = False) -> Any:

@@ -124,13 +124,14 @@ def format_dn(name: x509.Name) -> str:
 
 
 @lru_cache(maxsize=256)
-def _name_der(name: x509.Name) -> bytes:
+def name_der(name: x509.Name) -> bytes:
+    """The DER of a Name (cryptography's encoding, remembered for the names in use)."""
     return name.public_bytes()
 
 
 def name_to_asn1(name: x509.Name | str, spec: rfc5280.Name | None = None) -> rfc5280.Name:
     """A pyasn1 Name (with the tags of ``spec`` when given)."""
-    return codec.value_from_der(spec if spec is not None else rfc5280.Name(), _name_der(parse_dn(name)))
+    return codec.value_from_der(spec if spec is not None else rfc5280.Name(), name_der(parse_dn(name)))
 
 
 def general_name_der(value: x509.Name | str | x509.GeneralName | bytes) -> bytes:
@@ -139,10 +140,10 @@ def general_name_der(value: x509.Name | str | x509.GeneralName | bytes) -> bytes
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     if isinstance(value, (str, x509.Name)):
-        inner = _name_der(parse_dn(value))
+        inner = name_der(parse_dn(value))
         return codec.der_header(0xA4, len(inner)) + inner
     if isinstance(value, x509.DirectoryName):
-        inner = _name_der(value.value)
+        inner = name_der(value.value)
         return codec.der_header(0xA4, len(inner)) + inner
     for kind, tag_byte in ((x509.RFC822Name, 0x81), (x509.DNSName, 0x82), (x509.UniformResourceIdentifier, 0x86)):
         if isinstance(value, kind):

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pyasn1.type import char, univ
-from pyasn1_modules import rfc5280
 
 from cmpclient.asn1 import codec, crmf, oids
 from cmpclient.errors import UsageError
 from cmpclient.message._builder import Builder
-from cmpclient.message.names import general_name, name_to_asn1
+from cmpclient.message.names import name_der, general_name, general_name_der, parse_dn
 
 #: A signer for POPO: DER bytes in, (pyasn1 AlgorithmIdentifier, signature bytes) out.
 #: :meth:`cmpclient.protection.SignatureProtection.popo_signer` makes one from a key.
@@ -173,63 +173,101 @@ class CertRequestBuilder(Builder):
         return self._set("_popo", ("none",))
 
     # --- build -------------------------------------------------------------------------
+    # The DER is written field by field (the ``*_der`` methods) and the pyasn1 values are
+    # decoded from it: one implementation, and the hot path (``build_der``, used by
+    # enroll and ``cmpclient bench``) never builds pyasn1 objects, which cost about as
+    # much as everything else in a transaction together.
+    @property
+    def cert_req_id_value(self) -> int:
+        return 0 if self._cert_req_id is None else self._cert_req_id
+
+    @property
+    def public_key_spki(self) -> bytes | None:
+        """The SubjectPublicKeyInfo DER the request asks to certify (None: server-generated)."""
+        return self._public_key
+
+    @property
+    def popo_method(self) -> str | None:
+        return self._popo[0] if self._popo is not None else None
+
+    @property
+    def popo_subsequent_encr_cert(self) -> bool:
+        """keyEncipherment/keyAgreement POPO by ``subsequentMessage encrCert`` (the indirect method)."""
+        return (self._popo is not None and self._popo[0] in ("keyEncipherment", "keyAgreement")
+                and self._popo[1] is None and self._popo[2] is None)
+
+    def template_der(self) -> bytes:
+        """DER of the CertTemplate (CRMF uses IMPLICIT tags; Name, a CHOICE, is tagged explicitly)."""
+        h = codec.der_header
+        out = []
+        if self._serial_number is not None:
+            value = _int_content(self._serial_number)
+            out.append(h(0x81, len(value)) + value)
+        if self._issuer is not None:
+            name = name_der(parse_dn(self._issuer))  # type: ignore[arg-type]
+            out.append(h(0xA3, len(name)) + name)
+        if self._not_before or self._not_after:
+            inner = b""
+            for tag, when in ((0xA0, self._not_before), (0xA1, self._not_after)):
+                if when is not None:
+                    t = _time_der(when)
+                    inner += h(tag, len(t)) + t
+            out.append(h(0xA4, len(inner)) + inner)
+        if self._subject is not None:
+            name = name_der(parse_dn(self._subject))  # type: ignore[arg-type]
+            out.append(h(0xA5, len(name)) + name)
+        if self._public_key is not None:
+            content = codec.opaque_content(self._public_key)
+            out.append(h(0xA6, len(content)) + content)
+        if self._extensions:
+            exts = b""
+            for oid, critical, value in self._extensions:
+                ext = _oid_der(oid) + (b"\x01\x01\xff" if critical else b"") + h(0x04, len(value)) + value
+                exts += h(0x30, len(ext)) + ext
+            out.append(h(0xA9, len(exts)) + exts)
+        inner = b"".join(out)
+        return h(0x30, len(inner)) + inner
+
+    def cert_request_der(self) -> bytes:
+        """DER of the CertRequest: certReqId, certTemplate, controls."""
+        value = _int_content(self.cert_req_id_value)
+        inner = codec.der_header(0x02, len(value)) + value + self.template_der()
+        if self._controls:
+            inner += _attributes_der(self._controls)
+        return codec.der_header(0x30, len(inner)) + inner
+
+    def build_der(self) -> bytes:
+        """DER of the CertReqMsg (what ``build()`` decodes)."""
+        self._require_popo()
+        inner = self.cert_request_der()
+        if self._popo[0] != "none":  # type: ignore[index]
+            inner += self._popo_der(inner)
+        if self._reg_info:
+            inner += _attributes_der(self._reg_info)
+        return codec.der_header(0x30, len(inner)) + inner
+
     def build_template(self) -> crmf.CertTemplate:
         """Just the CertTemplate (also used for rr's certDetails)."""
-        t = crmf.CertTemplate()
-        spec = t.componentType
-        if self._serial_number is not None:
-            t["serialNumber"] = self._serial_number
-        if self._issuer is not None:
-            t["issuer"] = name_to_asn1(self._issuer, spec["issuer"].asn1Object)  # type: ignore[arg-type]
-        if self._not_before or self._not_after:
-            validity = t["validity"]
-            vspec = validity.componentType
-            for field, when in (("notBefore", self._not_before), ("notAfter", self._not_after)):
-                if when is not None:
-                    validity[field] = codec.value_from_der(vspec[field].asn1Object, _time_der(when))
-        if self._subject is not None:
-            t["subject"] = name_to_asn1(self._subject, spec["subject"].asn1Object)  # type: ignore[arg-type]
-        if self._public_key is not None:
-            t["publicKey"] = codec.value_from_der(spec["publicKey"].asn1Object, self._public_key)
-        if self._extensions:
-            exts = t["extensions"]
-            for i, (oid, critical, value) in enumerate(self._extensions):
-                ext = rfc5280.Extension()
-                ext["extnID"] = univ.ObjectIdentifier(oid)
-                if critical:
-                    ext["critical"] = True
-                ext["extnValue"] = value
-                exts[i] = ext
-        return t
+        return codec.decode(self.template_der(), crmf.CertTemplate())
 
     def build_cert_request(self) -> crmf.CertRequest:
-        req = crmf.CertRequest()
-        req["certReqId"] = 0 if self._cert_req_id is None else self._cert_req_id
-        req["certTemplate"] = self.build_template()
-        if self._controls:
-            _fill_attributes(req["controls"], self._controls)
-        return req
+        return codec.decode(self.cert_request_der(), crmf.CertRequest())
 
     def build(self) -> crmf.CertReqMsg:
+        return codec.decode(self.build_der(), crmf.CertReqMsg())
+
+    def _require_popo(self) -> None:
         if self._popo is None:
             raise UsageError(
                 "CertRequestBuilder: no proof-of-possession method chosen",
                 hint="call popo_signature(), popo_ra_verified(), popo_key_encipherment(), popo_key_agreement() or popo_none()",
             )
-        req = self.build_cert_request()
-        msg = crmf.CertReqMsg()
-        msg["certReq"] = req
-        kind = self._popo[0]
-        if kind != "none":
-            msg["popo"] = self._build_popo(req, msg.componentType["popo"].asn1Object)
-        if self._reg_info:
-            _fill_attributes(msg["regInfo"], self._reg_info)
-        return msg
 
-    def _build_popo(self, req: crmf.CertRequest, spec: crmf.ProofOfPossession) -> crmf.ProofOfPossession:
+    def _popo_der(self, cert_request_der: bytes) -> bytes:
+        """DER of the ProofOfPossession for a CertRequest of these bytes."""
         kind = self._popo[0]  # type: ignore[index]
         if kind == "raVerified":
-            return codec.decode(b"\x80\x00", spec, strict=False)
+            return b"\x80\x00"
         if kind == "signature":
             _, signer, sender, pk_mac = self._popo  # type: ignore[misc]
             if self._public_key is None:
@@ -241,7 +279,7 @@ class CertRequestBuilder(Builder):
                     "a request with subject and public key is signed over certReq; drop sender=/public_key_mac="
                 )
             if self._subject is not None and sender is None and pk_mac is None:
-                signed_der = codec.encode(req)
+                signed_der = cert_request_der
                 input_der = None
             else:
                 if sender is None and pk_mac is None:
@@ -249,7 +287,7 @@ class CertRequestBuilder(Builder):
                         "a request without subject needs POPOSigningKeyInput: pass sender= or public_key_mac= to popo_signature()"
                     )
                 if sender is not None:
-                    inner = codec.encode(general_name(sender))
+                    inner = general_name_der(sender)
                     auth = codec.der_header(0xA0, len(inner)) + inner  # [0] EXPLICIT GeneralName
                 else:
                     alg, value = pk_mac(self._public_key)
@@ -265,10 +303,10 @@ class CertRequestBuilder(Builder):
                 # poposkInput [0] IMPLICIT: the SEQUENCE tag is replaced by [0].
                 content = codec.opaque_content(input_der)
                 parts += codec.der_header(0xA0, len(content)) + content
-            parts += codec.encode(alg_id)  # type: ignore[arg-type]
+            parts += alg_id if isinstance(alg_id, (bytes, bytearray)) else codec.encode(alg_id)  # type: ignore[arg-type]
             bits = b"\x00" + signature
             parts += codec.der_header(0x03, len(bits)) + bits
-            return codec.decode(codec.der_header(0xA1, len(parts)) + parts, spec, strict=False)
+            return codec.der_header(0xA1, len(parts)) + parts
         if kind in ("keyEncipherment", "keyAgreement"):
             _, this_message, encrypted_key = self._popo  # type: ignore[misc]
             if this_message is not None:
@@ -280,17 +318,27 @@ class CertRequestBuilder(Builder):
             else:
                 inner = b"\x81\x01\x00"  # subsequentMessage encrCert(0)
             outer_tag = 0xA2 if kind == "keyEncipherment" else 0xA3
-            return codec.decode(codec.der_header(outer_tag, len(inner)) + inner, spec, strict=False)
+            return codec.der_header(outer_tag, len(inner)) + inner
         raise UsageError(f"unknown POPO method {kind!r}")
 
 
-def _fill_attributes(seq: univ.SequenceOf, items: Sequence[tuple[str, bytes]]) -> None:
-    """Fill a SEQUENCE OF AttributeTypeAndValue (controls, regInfo) from (OID, value DER) pairs."""
-    for i, (oid, der) in enumerate(items):
-        atv = crmf.AttributeTypeAndValue()
-        atv["type"] = univ.ObjectIdentifier(oid)
-        atv["value"] = univ.Any(der)
-        seq[i] = atv
+def _int_content(value: int) -> bytes:
+    """Content octets of a DER INTEGER (minimal two's complement)."""
+    return value.to_bytes(((value if value >= 0 else ~value).bit_length() // 8) + 1, "big", signed=True)
+
+
+@lru_cache(maxsize=128)
+def _oid_der(oid: str) -> bytes:
+    return codec.encode(univ.ObjectIdentifier(oid))
+
+
+def _attributes_der(items: Sequence[tuple[str, bytes]]) -> bytes:
+    """DER SEQUENCE OF AttributeTypeAndValue (controls, regInfo) from (OID, value DER) pairs."""
+    out = b""
+    for oid, value in items:
+        atv = _oid_der(oid) + value
+        out += codec.der_header(0x30, len(atv)) + atv
+    return codec.der_header(0x30, len(out)) + out
 
 
 def _time_der(when: _dt.datetime) -> bytes:

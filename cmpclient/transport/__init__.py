@@ -36,6 +36,14 @@ class Transport(Protocol):
         ...
 
 
+def end_transaction(transport: Any) -> None:
+    """Tell ``transport`` that a CMP transaction is over (transports that keep
+    connections drop them: the next transaction starts on a fresh one)."""
+    end = getattr(transport, "end_transaction", None)
+    if end is not None:
+        end()
+
+
 def open_transport(url: str, **opts: Any) -> "HTTPTransport | TCPTransport":
     """Create the transport for ``url``, importing only the module that scheme needs.
 

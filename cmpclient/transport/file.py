@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol, Sequence, Union
 
 from cmpclient.errors import TransportError
+from cmpclient.transport import end_transaction
 
 __all__ = ["Transport", "CaptureTransport", "ReplayTransport", "split_file_list", "FileList"]
 
@@ -124,6 +125,9 @@ class CaptureTransport:
             self.written.append(path)
         return response
 
+    def end_transaction(self) -> None:
+        end_transaction(self.inner)
+
     def close(self) -> None:
         """Close the inner transport."""
         self.inner.close()
@@ -178,6 +182,10 @@ class ReplayTransport:
             f"no saved response left for request #{len(self.requests)} (rspin exhausted)",
             hint="give one rspin file per message of the transaction, or a server to fall back to",
         )
+
+    def end_transaction(self) -> None:
+        if self.inner is not None:
+            end_transaction(self.inner)
 
     def close(self) -> None:
         """Close the fallback transport, if any."""

@@ -10,8 +10,10 @@ transport does beyond a plain POST:
   write waits for the ACK of the first, which the server delays (~40 ms per message). The
   connection collects everything written during ``request()`` and flushes it with a single
   ``sendall`` -- one TLS record for HTTPS -- and TCP_NODELAY is on as well.
-* **one kept-alive connection**, so consecutive messages of a transaction reuse the TCP/TLS
-  connection; a connection the server has closed (or that has unread bytes) is replaced
+* **kept-alive connections within a transaction**, so its messages (ir, certConf, polling)
+  reuse the TCP/TLS connection; :meth:`HTTPTransport.end_transaction` (called by the client
+  when a transaction is over) drops them, so the next transaction starts on a new one, as
+  with openssl.  A connection the server has closed (or that has unread bytes) is replaced
   before it is used, never after a request was written (a CMP POST is not retried).
 * **TLS verification on**: ``verify=True`` uses the system trust store (OpenSSL's default
   paths; ``SSL_CERT_FILE``/``SSL_CERT_DIR`` override it, as for ``openssl``; a non-empty
@@ -545,6 +547,23 @@ class HTTPTransport:
             raise TransportError(f"HTTP 200 from {self.url} with an empty body", hint="the server sent no CMP message")
 
     # -- lifetime -------------------------------------------------------------------
+
+    def end_transaction(self) -> None:
+        """A CMP transaction is over: close the kept-alive connections instead of
+        carrying them into the next transaction.
+
+        openssl's client keeps a connection only while a transaction may need more
+        round trips, and servers act on that: openssl's mock server closes the
+        connection when a transaction ends even though its answer said keep-alive.  A
+        connection reused for the next transaction would race that close -- the request
+        written just before it arrives is lost (connection reset), and a POST is never
+        sent twice.  Within a transaction (ir then certConf, polling) the connection is
+        still reused.
+        """
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     def close(self) -> None:
         """Close the kept-alive connection (the server sees the end at once)."""

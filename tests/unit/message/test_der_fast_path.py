@@ -88,3 +88,89 @@ def test_protect_der_unprotected():
     hb = HeaderBuilder().sender("CN=x").recipient("").message_time(NOW).transaction_id(b"t").sender_nonce(b"n")
     der = protect_der(hb.build_der(), B.pkiconf_body(as_der=True), None)
     assert der == encode_message(assemble(hb.build(), B.pkiconf_body()))
+
+
+# --- CertRequestBuilder: the DER is written by hand; check it against pyasn1 assembling it ---
+
+
+def _pyasn1_cert_req_msg(b: CertRequestBuilder, key, issuer: str, subject: str) -> bytes:
+    """The same CertReqMsg assembled with pyasn1 field by field (what the builder did before)."""
+    from pyasn1.type import univ
+    from pyasn1_modules import rfc5280
+
+    from cmpclient.asn1 import crmf
+    from cmpclient.message.names import name_to_asn1
+    from cmpclient.message.request import public_key_der
+
+    t = crmf.CertTemplate()
+    spec = t.componentType
+    t["serialNumber"] = 4660
+    t["issuer"] = name_to_asn1(issuer, spec["issuer"].asn1Object)
+    validity = t["validity"]
+    vspec = validity.componentType
+    validity["notBefore"] = codec.value_from_der(vspec["notBefore"].asn1Object, b"\x17\x0d" + b"260102030405Z")
+    validity["notAfter"] = codec.value_from_der(vspec["notAfter"].asn1Object, b"\x18\x0f" + b"20600102030405Z")
+    t["subject"] = name_to_asn1(subject, spec["subject"].asn1Object)
+    t["publicKey"] = codec.value_from_der(spec["publicKey"].asn1Object, public_key_der(key))
+    for i, (oid, critical, value) in enumerate(b._extensions):
+        ext = rfc5280.Extension()
+        ext["extnID"] = univ.ObjectIdentifier(oid)
+        if critical:
+            ext["critical"] = True
+        ext["extnValue"] = value
+        t["extensions"][i] = ext
+    req = crmf.CertRequest()
+    req["certReqId"] = 7
+    req["certTemplate"] = t
+    for seq, items in ((req["controls"], b._controls),):
+        for i, (oid, der) in enumerate(items):
+            atv = crmf.AttributeTypeAndValue()
+            atv["type"] = univ.ObjectIdentifier(oid)
+            atv["value"] = univ.Any(der)
+            seq[i] = atv
+    msg = crmf.CertReqMsg()
+    msg["certReq"] = req
+    msg["popo"] = codec.decode(b"\x80\x00", msg.componentType["popo"].asn1Object, strict=False)
+    for i, (oid, der) in enumerate(b._reg_info):
+        atv = crmf.AttributeTypeAndValue()
+        atv["type"] = univ.ObjectIdentifier(oid)
+        atv["value"] = univ.Any(der)
+        msg["regInfo"][i] = atv
+    return codec.encode(msg)
+
+
+def test_cert_request_der_equals_pyasn1_assembly():
+    key = ec.generate_private_key(ec.SECP256R1())
+    issuer, subject = "CN=Issuing CA,O=Example,C=SE", "CN=dev+UID=42,O=Example,C=SE"
+    b = (CertRequestBuilder().cert_req_id(7).serial_number(4660).issuer(issuer).subject(subject).public_key(key)
+         .validity(dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc), dt.datetime(2060, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc))
+         .extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+         .subject_alt_names([x509.DNSName("dev.example")])
+         .reg_token("token").authenticator("auth").reg_info(oids.REGCTRL_REG_TOKEN, b"\x0c\x01x").popo_ra_verified())
+    assert b.build_der() == _pyasn1_cert_req_msg(b, key, issuer, subject)
+
+
+@pytest.mark.parametrize("value", [0, 1, 127, 128, 255, 256, 32767, 32768, -1, -129, -32769, 2**64, 2**159 + 12345])
+def test_integer_content_is_minimal(value):
+    from pyasn1.type import univ
+
+    from cmpclient.message.request import _int_content
+
+    assert codec.der_header(0x02, len(_int_content(value))) + _int_content(value) == codec.encode(univ.Integer(value))
+
+
+@pytest.mark.parametrize("value, content", [(-128, "80"), (-32768, "8000"), (-256, "ff00")])
+def test_integer_content_negative_powers_of_two(value, content):
+    """X.690 8.3.2: -128 is the single octet 80 (as openssl writes it); pyasn1 0.6
+    writes ff80, so these are checked against the rule, not against pyasn1."""
+    from cmpclient.message.request import _int_content
+
+    assert _int_content(value).hex() == content
+
+
+def test_cert_req_body_from_builders_equals_from_messages():
+    key = ec.generate_private_key(ec.SECP256R1())
+    builders = [CertRequestBuilder().cert_req_id(i).subject(f"CN=d{i}").public_key(key).popo_ra_verified() for i in range(2)]
+    assert B.cert_req_body("cr", builders, as_der=True) == B.cert_req_body("cr", [x.build() for x in builders], as_der=True)
+    with pytest.raises(Exception, match="duplicate certReqId"):
+        B.cert_req_body("ir", [builders[0], builders[0]], as_der=True)
