@@ -15,6 +15,9 @@ transport does beyond a plain POST:
   when a transaction is over) drops them, so the next transaction starts on a new one, as
   with openssl.  A connection the server has closed (or that has unread bytes) is replaced
   before it is used, never after a request was written (a CMP POST is not retried).
+* **TLS session resumption**: a new connection to the same endpoint offers the last
+  session the server gave (same context, same host), so a transaction's connection costs
+  an abbreviated handshake.
 * **TLS verification on**: ``verify=True`` uses the system trust store (OpenSSL's default
   paths; ``SSL_CERT_FILE``/``SSL_CERT_DIR`` override it, as for ``openssl``; a non-empty
   ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` replaces it when ``trust_env`` is on), a path
@@ -92,7 +95,15 @@ def _https_connection_class() -> type:
     global _HTTPSConnection
     if _HTTPSConnection is None:
         class _Conn(_OneWrite, http.client.HTTPSConnection):
-            pass
+            #: A TLS session of an earlier connection to the same endpoint, offered for resumption.
+            tls_session: Any = None
+
+            def connect(self) -> None:
+                # HTTPSConnection.connect with the session passed on: each CMP transaction
+                # starts on a new connection, and resumption saves the full handshake.
+                http.client.HTTPConnection.connect(self)  # TCP, and the CONNECT tunnel if any
+                self.sock = self._context.wrap_socket(  # type: ignore[attr-defined]
+                    self.sock, server_hostname=self._tunnel_host or self.host, session=self.tls_session)
 
         _HTTPSConnection = _Conn
     return _HTTPSConnection
@@ -219,6 +230,8 @@ class _Endpoint:
             if px.username is not None:
                 self.proxy_headers["Proxy-Authorization"] = _basic_auth(px.username, px.password or "")
         self.context = self._tls_context(verify, client_cert, trust_env) if self.scheme == "https" else None
+        #: The last TLS session the server gave (resumed by the next connection; same context and host).
+        self.tls_session: Any = None
         #: The request target: the path, or the absolute URL when talking to a proxy in clear.
         self.target = f"http://{self.authority}{self.path}" if self.proxy_host and self.scheme == "http" else self.path
 
@@ -267,6 +280,7 @@ class _Endpoint:
         conn: http.client.HTTPConnection
         if self.scheme == "https":
             conn = _https_connection_class()(host, port, timeout=connect_timeout, context=self.context)
+            conn.tls_session = self.tls_session  # type: ignore[attr-defined]
             if self.proxy_host:
                 conn.set_tunnel(self.host, self.port, headers=self.proxy_headers or None)
         else:
@@ -501,9 +515,14 @@ class HTTPTransport:
     def send(self, request: bytes) -> bytes:
         """POST one DER PKIMessage; return the DER body of a 200 application/pkixcmp answer."""
         conn = self._acquire()
+        sock = conn.sock  # getresponse() lets go of it when the server closes after answering
         try:
             conn.write_request("POST", self._endpoint.target, bytes(request), self._headers)  # type: ignore[attr-defined]
             response = conn.getresponse()
+            # TLS 1.3 session tickets come before the answer: keep the session for the next connection.
+            session = getattr(sock, "session", None)
+            if session is not None:
+                self._endpoint.tls_session = session
             body = _read_body(response, self.url, self.max_response_size)
         except (OSError, http.client.HTTPException) as exc:
             conn.close()

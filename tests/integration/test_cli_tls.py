@@ -346,3 +346,29 @@ def test_library_https_with_verify_and_client_cert(mtls_ca, tls_files):
     with HTTPTransport(mtls_ca.url("ra"), verify=str(tls_files.ca), timeout=10) as t:
         with pytest.raises(TransportError):
             t.send(b"\x30\x00")
+
+
+def test_each_transaction_on_a_new_connection_resumes_the_tls_session(https_ca, tls_files):
+    """Transactions start on new connections (as openssl's client does); the TLS session of
+    the previous one is offered and the server resumes it (an abbreviated handshake)."""
+    resumed: list[bool] = []
+    cfg = ClientConfig(transport=HTTPTransport(https_ca.url("ra"), verify=str(tls_files.ca), timeout=10),
+                       protection=MACProtection(RA_SECRET.encode(), sender_kid=b"lib-tls-resume"), implicit_confirm=True)
+    endpoint = cfg.transport._endpoint
+    connect = endpoint.connect
+
+    def recording_connect(*args: Any) -> Any:
+        conn = connect(*args)  # the handshake is done: whether it resumed is known
+        resumed.append(conn.sock.session_reused)
+        return conn
+
+    endpoint.connect = recording_connect
+    try:
+        for _ in range(3):
+            key = generate_key("secp256r1")
+            name = _name_for("resume")
+            req = CertRequestBuilder().subject(f"CN={name},UID={name}").public_key(key).popo_signature(popo_signer(key))
+            assert enroll(cfg, "ir", req).implicit_confirm_granted
+    finally:
+        cfg.transport.close()
+    assert resumed == [False, True, True]  # one connection per transaction, the later ones resumed
