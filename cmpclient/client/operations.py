@@ -18,6 +18,7 @@ from cmpclient.errors import CMPRejection, PollTimeout, ProtocolError, UsageErro
 from cmpclient.message import body as bodies
 from cmpclient.message.parse import CertRepContent, CertResponseInfo, EncryptedKeyInfo, ParsedMessage, RevRepContent
 from cmpclient.message.status import StatusInfo
+from cmpclient.transport import end_transaction
 
 if TYPE_CHECKING:
     from cmpclient.message.request import CertRequestBuilder
@@ -205,6 +206,32 @@ def enroll(
     confirmation and certConf is always sent (unless ``confirm`` is False: then the
     :class:`ConfirmState` must be confirmed later for the proof to reach the CA).
     """
+    result = None
+    try:
+        result = _enroll(config, kind, request, expected_public_key=expected_public_key, confirm=confirm,
+                         decrypt_key=decrypt_key, new_private_key=new_private_key, transaction=transaction)
+        return result
+    finally:
+        # Over, whatever happened (implicit confirmation, certConf, a rejection without one,
+        # an error): the connection is not reused for the next transaction.  A certConf left
+        # for later (confirm=False) still belongs to it: openssl's mock server, for one, keeps
+        # a transaction on its connection and refuses that certConf on a new one.
+        if result is None or result.confirm_state is None:
+            end_transaction(config.transport)
+
+
+def _enroll(
+    config: ClientConfig,
+    kind: str,
+    request: crmf.CertReqMsg | CertRequestBuilder | bytes,
+    *,
+    expected_public_key: Any = None,
+    confirm: bool = True,
+    decrypt_key: KeyDecryptor | None = None,
+    new_private_key: Any = None,
+    transaction: Transaction | None = None,
+) -> EnrollResult:
+    """The transaction of :func:`enroll`."""
     tx = transaction or Transaction(config)
     rep_kind = {"ir": "ip", "cr": "cp", "kur": "kup", "ccr": "ccp", "p10cr": "cp"}.get(kind)
     if rep_kind is None:

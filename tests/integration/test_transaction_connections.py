@@ -20,7 +20,7 @@ import pytest
 
 from cmpclient.client import ClientConfig, enroll
 from cmpclient.errors import TransportError
-from cmpclient.keys import generate_key
+from cmpclient.keys import generate_key, load_certificates
 from cmpclient.message.parse import parse_message
 from cmpclient.message.request import CertRequestBuilder
 from cmpclient.protection import MACProtection, popo_signer
@@ -109,6 +109,8 @@ class _KeepAliveCA:
 def server(tmp_path: Path):
     ca = TestCA.open(None, tmp_path / "ca")
     srv = _KeepAliveCA(ca)
+    srv.anchors = load_certificates(tmp_path / "ca" / "ca" / "ManagementCA.pem") + load_certificates(
+        tmp_path / "ca" / "ca" / "RootCA.pem")
     yield srv
     srv.close()
     ca.close()
@@ -163,3 +165,37 @@ def test_a_connection_carried_into_the_next_transaction_loses_the_request(server
         with pytest.raises(TransportError, match="reset|closed|broke"):
             t.send(seen[0])
     assert server.resets == 1
+
+
+def test_a_rejected_request_ends_its_transaction(server: _KeepAliveCA) -> None:
+    """No certConf follows a rejection: the next transaction must not inherit the connection
+    (openssl's mock would still hold the rejected transaction on it)."""
+    from cmpclient.errors import CMPRejection
+
+    cfg = _config(server.url, implicit=False)
+    cfg.trusted = server.anchors  # the CA signs rejections of requests it has not authenticated
+    key = generate_key("secp256r1")
+    no_subject = CertRequestBuilder().public_key(key).popo_signature(popo_signer(key), sender="CN=conn-rejected")
+    try:
+        with pytest.raises(CMPRejection):
+            enroll(cfg, "ir", no_subject)
+        assert enroll(cfg, "ir", _request()).confirmed
+    finally:
+        cfg.transport.close()
+    assert server.requests_per_connection == [1, 2]  # the rejected ir alone; then ir + certConf
+
+
+def test_a_certconf_left_for_later_stays_on_the_transaction_connection(server: _KeepAliveCA) -> None:
+    """enroll(confirm=False) leaves the transaction open: confirm() sends its certConf on the
+    same connection (openssl's mock refuses a certConf that arrives on a new one)."""
+    from cmpclient.client import confirm
+
+    cfg = _config(server.url, implicit=False)
+    try:
+        result = enroll(cfg, "ir", _request(), confirm=False)
+        assert result.confirm_state is not None and not result.confirmed
+        assert confirm(cfg, result.confirm_state).body_type == "pkiconf"
+        assert enroll(cfg, "ir", _request()).confirmed
+    finally:
+        cfg.transport.close()
+    assert server.requests_per_connection == [2, 2]
