@@ -141,7 +141,8 @@ class Transaction:
         for oid, der in general_info:
             hb = hb.general_info(oid, der)
         if cfg.protection is not None:
-            hb = hb.protection_alg(cfg.protection.algorithm_identifier())
+            alg_der = getattr(cfg.protection, "algorithm_identifier_der", None)
+            hb = hb.protection_alg(alg_der() if alg_der is not None else cfg.protection.algorithm_identifier())
             kid = cfg.protection.sender_kid()
             if kid:
                 hb = hb.sender_kid(kid)

@@ -104,8 +104,13 @@ class HeaderBuilder(Builder):
         return self.general_info(oids.IT_IMPLICIT_CONFIRM, b"\x05\x00")
 
     def protection_alg(self, alg_id: object) -> "HeaderBuilder":
-        """Set protectionAlg; usually done by :func:`cmpclient.protection.protect_message`."""
+        """Set protectionAlg (an AlgorithmIdentifier, or its DER); usually done by
+        :func:`cmpclient.protection.protect_message`."""
         return self._set("_protection_alg", alg_id)
+
+    def _protection_alg_der(self) -> bytes:
+        alg = self._protection_alg
+        return bytes(alg) if isinstance(alg, (bytes, bytearray)) else codec.encode(alg)  # type: ignore[arg-type]
 
     def build(self) -> cmp.PKIHeader:
         self._require("_sender", "_recipient")
@@ -120,7 +125,7 @@ class HeaderBuilder(Builder):
             header["messageTime"] = generalized_time(when)  # type: ignore[arg-type]
         if self._protection_alg is not None:
             header["protectionAlg"] = codec.value_from_der(
-                header.componentType["protectionAlg"].asn1Object, codec.encode(self._protection_alg)  # type: ignore[arg-type]
+                header.componentType["protectionAlg"].asn1Object, self._protection_alg_der()
             )
         if self._sender_kid is not None:
             header["senderKID"] = self._sender_kid
@@ -164,7 +169,7 @@ class HeaderBuilder(Builder):
             text = generalized_time(when).encode()  # type: ignore[arg-type]
             explicit(0, h(0x18, len(text)) + text)
         if self._protection_alg is not None:
-            explicit(1, codec.encode(self._protection_alg))  # type: ignore[arg-type]
+            explicit(1, self._protection_alg_der())
         octets(2, self._sender_kid)
         octets(3, self._recip_kid)
         octets(4, self._transaction_id or random_bytes())

@@ -58,6 +58,7 @@ class MACProtection:
             raise UsageError("sender_kid must be bytes")
         self._secret = bytes(secret)
         self.params = params if params is not None else _mac.PBMParams.new()
+        self._alg_der: tuple[object, bytes] | None = None
         self._sender_kid = bytes(sender_kid) if sender_kid is not None else None
 
     def __repr__(self) -> str:  # never show the secret
@@ -71,6 +72,14 @@ class MACProtection:
     def algorithm_identifier(self) -> rfc5280.AlgorithmIdentifier:
         """id-PasswordBasedMac or id-PBMAC1 with their parameters."""
         return self.params.algorithm_identifier()
+
+    def algorithm_identifier_der(self) -> bytes:
+        """The DER of :meth:`algorithm_identifier`, made once per parameters (every message
+        this protection signs carries the same parameters)."""
+        cached = self._alg_der
+        if cached is None or cached[0] is not self.params:
+            cached = self._alg_der = (self.params, codec.encode(self.params.algorithm_identifier()))
+        return cached[1]
 
     def sender_kid(self) -> bytes | None:
         """The reference value for header.senderKID."""

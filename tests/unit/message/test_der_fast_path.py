@@ -174,3 +174,21 @@ def test_cert_req_body_from_builders_equals_from_messages():
     assert B.cert_req_body("cr", builders, as_der=True) == B.cert_req_body("cr", [x.build() for x in builders], as_der=True)
     with pytest.raises(Exception, match="duplicate certReqId"):
         B.cert_req_body("ir", [builders[0], builders[0]], as_der=True)
+
+
+def test_protection_alg_as_der_gives_the_same_header():
+    prot = MACProtection(b"secret", PBMParams.new(iterations=100), sender_kid=b"kid")
+    base = HeaderBuilder().sender("CN=a").recipient("").message_time(NOW).transaction_id(b"t").sender_nonce(b"n")
+    with_object = base.protection_alg(prot.algorithm_identifier())
+    with_der = base.protection_alg(prot.algorithm_identifier_der())
+    assert with_der.build_der() == with_object.build_der() == codec.encode(with_object.build())
+    assert codec.encode(with_der.build()) == with_object.build_der()
+
+
+def test_mac_algorithm_identifier_der_follows_the_parameters():
+    prot = MACProtection(b"secret", PBMParams.new(iterations=100))
+    first = prot.algorithm_identifier_der()
+    assert first == codec.encode(prot.algorithm_identifier())
+    assert prot.algorithm_identifier_der() is first  # made once
+    prot.params = PBMParams.new(iterations=200)
+    assert prot.algorithm_identifier_der() == codec.encode(prot.algorithm_identifier()) != first
