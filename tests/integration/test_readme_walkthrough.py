@@ -91,3 +91,15 @@ def test_readme_names_the_two_setup_commands(section: str):
     assert "bash scripts/demo" in block and "bash scripts/test" in block
     ci = (ROOT / ".ci" / "run").read_text()
     assert "exec bash scripts/test" in ci
+
+
+def test_readme_library_example_runs_as_written(testca_server, capsys):
+    """The "Library use" block, with only the server URL pointed at the test CA of the tests."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Library use\n"):]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    url = "http://127.0.0.1:8080/ejbca/publicweb/cmp/ra"
+    assert url in block
+    exec(compile(block.replace(url, testca_server.url("ra")), "README.md (Library use)", "exec"), {})
+    out = capsys.readouterr().out
+    assert "CN=device1" in out and "UID=device1" in out
