@@ -8,14 +8,47 @@ body out of a received message, so protection is checked over what the peer sent
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from pyasn1.codec.ber import encoder as _ber_encoder
 from pyasn1.codec.der import decoder as _der_decoder
-from pyasn1.codec.der import encoder as _der_encoder
+from pyasn1.codec.der import encoder as _pyasn1_der_encoder
 from pyasn1.error import PyAsn1Error
 from pyasn1.type import base, univ
 
 from cmpclient.errors import DecodeError
+
+
+def int_content(value: int) -> bytes:
+    """Content octets of a DER INTEGER: minimal two's complement (X.690 8.3.2)."""
+    return value.to_bytes(((value if value >= 0 else ~value).bit_length() // 8) + 1, "big", signed=True)
+
+
+class _MinimalIntegerEncoder(_ber_encoder.IntegerEncoder):
+    """INTEGER and ENUMERATED contents in the fewest octets (X.690 8.3.2).  pyasn1 0.6
+    writes -128 as ff80 (and every -2**(8k-1) one octet too long): that is not DER, so
+    our own messages would not be, and the re-encoding check refused a peer's correct
+    020180.  pyasn1's encoder maps take this one replacement; nothing else changes."""
+
+    def encodeValue(self, value: Any, asn1Spec: Any, encodeFun: Any, **options: Any) -> tuple[bytes, bool, bool]:
+        return int_content(int(value)), False, True
+
+
+def _with_minimal_integers(table: dict) -> dict:
+    return {k: (_MinimalIntegerEncoder() if type(v) is _ber_encoder.IntegerEncoder else v) for k, v in table.items()}
+
+
+class _SingleItemEncoder(_pyasn1_der_encoder.SingleItemEncoder):
+    TAG_MAP = _with_minimal_integers(_pyasn1_der_encoder.TAG_MAP)
+    TYPE_MAP = _with_minimal_integers(_pyasn1_der_encoder.TYPE_MAP)
+
+
+class _Encoder(_pyasn1_der_encoder.Encoder):
+    SINGLE_ITEM_ENCODER = _SingleItemEncoder
+
+
+#: pyasn1's DER encoder with minimal INTEGERs.
+_der_encode = _Encoder()
 
 T = TypeVar("T", bound=base.Asn1Item)
 
@@ -26,7 +59,7 @@ MAX_MESSAGE_SIZE = 10 * 1024 * 1024
 def encode(value: base.Asn1Item) -> bytes:
     """DER-encode a pyasn1 value, turning an incomplete structure into a clear error."""
     try:
-        return _der_encoder.encode(value)
+        return _der_encode(value)
     except PyAsn1Error as exc:
         raise DecodeError(f"cannot DER-encode {type(value).__name__}: {_short(exc)}") from exc
 
@@ -58,7 +91,7 @@ def decode(data: bytes, spec: T, *, what: str | None = None, strict: bool = True
         raise DecodeError(f"{name}: {len(rest)} trailing byte(s) after the DER value")
     if strict:
         try:
-            again = _der_encoder.encode(value)
+            again = _der_encode(value)
         except PyAsn1Error as exc:
             raise DecodeError(f"{name}: decoded value is incomplete: {_short(exc)}") from exc
         if again != data:

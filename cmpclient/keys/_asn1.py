@@ -103,10 +103,10 @@ def der_decode(data: bytes, spec: Any, what: str) -> Any:
 
 
 def der_encode(obj: Any) -> bytes:
-    """DER-encode a pyasn1 object."""
-    from pyasn1.codec.der import encoder
+    """DER-encode a pyasn1 object (with :mod:`cmpclient.asn1.codec`'s DER encoder)."""
+    from cmpclient.asn1.codec import encode
 
-    return bytes(encoder.encode(obj))
+    return bytes(encode(obj))
 
 
 def alg_id(oid: str, params: bytes | None = None, spec: Any = None) -> Any:

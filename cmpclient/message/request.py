@@ -201,7 +201,7 @@ class CertRequestBuilder(Builder):
         h = codec.der_header
         out = []
         if self._serial_number is not None:
-            value = _int_content(self._serial_number)
+            value = codec.int_content(self._serial_number)
             out.append(h(0x81, len(value)) + value)
         if self._issuer is not None:
             name = name_der(parse_dn(self._issuer))  # type: ignore[arg-type]
@@ -230,7 +230,7 @@ class CertRequestBuilder(Builder):
 
     def cert_request_der(self) -> bytes:
         """DER of the CertRequest: certReqId, certTemplate, controls."""
-        value = _int_content(self.cert_req_id_value)
+        value = codec.int_content(self.cert_req_id_value)
         inner = codec.der_header(0x02, len(value)) + value + self.template_der()
         if self._controls:
             inner += _attributes_der(self._controls)
@@ -320,11 +320,6 @@ class CertRequestBuilder(Builder):
             outer_tag = 0xA2 if kind == "keyEncipherment" else 0xA3
             return codec.der_header(outer_tag, len(inner)) + inner
         raise UsageError(f"unknown POPO method {kind!r}")
-
-
-def _int_content(value: int) -> bytes:
-    """Content octets of a DER INTEGER (minimal two's complement)."""
-    return value.to_bytes(((value if value >= 0 else ~value).bit_length() // 8) + 1, "big", signed=True)
 
 
 @lru_cache(maxsize=128)

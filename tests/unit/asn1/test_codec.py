@@ -344,3 +344,20 @@ def test_parse_message_malformed_message_time_is_decode_error(time_text: bytes) 
     broken = der.replace(original, time_text, 1)
     with pytest.raises(DecodeError, match="messageTime"):
         parse_message(broken)
+
+
+# --- INTEGER: the fewest octets (pyasn1 0.6 alone writes -128 as ff80) ------------------------
+
+
+@pytest.mark.parametrize("value, der", [(-128, "020180"), (-32768, "02028000"), (-129, "0202ff7f"), (-1, "0201ff"),
+                                        (0, "020100"), (127, "02017f"), (128, "02020080"), (-2**63, "02088000000000000000")])
+def test_integer_encoding_is_minimal_and_decodes_strictly(value: int, der: str) -> None:
+    assert codec.encode(univ.Integer(value)).hex() == der
+    assert int(codec.decode(bytes.fromhex(der), univ.Integer())) == value
+    assert int(codec.decode(bytes.fromhex("0a" + der[2:]), univ.Enumerated())) == value
+
+
+@pytest.mark.parametrize("der", ["0202ff80", "0203ff8000", "02020005", "0202ffff"])
+def test_integer_with_a_redundant_octet_is_not_der(der: str) -> None:
+    with pytest.raises(DecodeError, match="not DER"):
+        codec.decode(bytes.fromhex(der), univ.Integer())
