@@ -81,9 +81,13 @@ def paired(reps: int, ours: Callable[[], float], theirs: Callable[[], float]) ->
     """Run both sides ``reps`` times, alternating (this machine's noise is large);
     medians of each side and every run's ratio."""
     o, t = [], []
-    for _ in range(reps):
-        t.append(theirs())
-        o.append(ours())
+    for i in range(reps):  # the order alternates too: neither side always runs first
+        if i % 2:
+            o.append(ours())
+            t.append(theirs())
+        else:
+            t.append(theirs())
+            o.append(ours())
     return statistics.median(o), statistics.median(t), {"ours": o, "theirs": t,
                                                          "ratios": [a / b for a, b in zip(o, t) if b]}
 

@@ -53,7 +53,9 @@ def establish_kem_mac(
                                    extra_certs=certs + [c for c in config.extra_certs if c not in certs])
     tx = Transaction(genm_cfg)
     tx.accept_unprotected_once = True
-    rsp = tx.exchange(bodies.genm_body([(oids.IT_KEM_CIPHERTEXT_INFO, None)], as_der=True), expect=["genp"])
+    # The certificate request that follows belongs to this transaction: keep its connection.
+    rsp = tx.exchange(bodies.genm_body([(oids.IT_KEM_CIPHERTEXT_INFO, None)], as_der=True), expect=["genp"],
+                      continues=True)
     value = next((v for oid, v in rsp.content or () if oid == oids.IT_KEM_CIPHERTEXT_INFO), None)  # type: ignore[union-attr]
     if value is None:
         raise ProtocolError("the genp carries no KemCiphertextInfo: the server does not offer KEM-based MAC",

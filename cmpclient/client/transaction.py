@@ -158,19 +158,24 @@ class Transaction:
         *,
         implicit_confirm: bool = False,
         general_info: Sequence[tuple[str, bytes | None]] = (),
+        continues: bool | None = None,
     ) -> ParsedMessage:
         """Send ``body``, check the answer, return it.  ``expect`` lists the body types
-        that are a valid answer (``error`` is always accepted and raised)."""
+        that are a valid answer (``error`` is always accepted and raised).  ``continues``
+        says whether the transaction goes on after a good answer (None: decided from the
+        answer, see :func:`_may_continue`); when it does not, the transport drops its
+        connection."""
         der, nonce = self.build_request(body, implicit_confirm=implicit_confirm, general_info=general_info)
-        return self.send_der(der, nonce, expect)
+        return self.send_der(der, nonce, expect, continues=continues)
 
-    def send_der(self, der: bytes, sender_nonce: bytes | None, expect: Sequence[str]) -> ParsedMessage:
+    def send_der(self, der: bytes, sender_nonce: bytes | None, expect: Sequence[str], *,
+                 continues: bool | None = None) -> ParsedMessage:
         cfg = self.config
         if cfg.on_message:
             cfg.on_message("request", der)
-        raw = cfg.transport.send(der)
-        continues = False
+        goes_on = False
         try:
+            raw = cfg.transport.send(der)
             if cfg.on_message:
                 cfg.on_message("response", raw)
             response = parse_message(raw)
@@ -179,9 +184,9 @@ class Transaction:
             self._last_sender_nonce = sender_nonce
             if response.body_type == "error":
                 raise error_from(response)
-            continues = _may_continue(response)
+            goes_on = _may_continue(response) if continues is None else continues
         finally:
-            if not continues:
+            if not goes_on:  # also after any failure, an HTTP error included
                 end_transaction(cfg.transport)
         return response
 

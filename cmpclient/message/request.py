@@ -10,9 +10,10 @@ from typing import Callable, Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pyasn1.type import char, univ
+from pyasn1_modules import rfc5280
 
 from cmpclient.asn1 import codec, crmf, oids
-from cmpclient.errors import UsageError
+from cmpclient.errors import DecodeError, UsageError
 from cmpclient.message._builder import Builder
 from cmpclient.message.names import name_der, general_name, general_name_der, parse_dn
 
@@ -26,9 +27,13 @@ POPO_METHODS = ("signature", "raVerified", "keyEncipherment", "keyAgreement", "n
 
 
 def public_key_der(key: object) -> bytes:
-    """SubjectPublicKeyInfo DER of a cryptography public (or private) key, or DER as given."""
+    """SubjectPublicKeyInfo DER of a cryptography public (or private) key, or of the
+    SubjectPublicKeyInfo given as bytes (read leniently, written back as DER)."""
     if isinstance(key, (bytes, bytearray)):
-        return bytes(key)
+        try:
+            return codec.encode(codec.decode(bytes(key), rfc5280.SubjectPublicKeyInfo(), strict=False))
+        except DecodeError as exc:
+            raise UsageError(f"not a SubjectPublicKeyInfo: {exc.message}") from None
     if hasattr(key, "public_key") and not hasattr(key, "public_bytes"):
         key = key.public_key()  # type: ignore[union-attr]
     if hasattr(key, "public_key") and hasattr(key, "private_bytes"):
@@ -203,8 +208,10 @@ class CertRequestBuilder(Builder):
         if self._serial_number is not None:
             value = codec.int_content(self._serial_number)
             out.append(h(0x81, len(value)) + value)
-        if self._issuer is not None:
-            name = name_der(parse_dn(self._issuer))  # type: ignore[arg-type]
+        # An empty name (subject("") or Name([])) leaves the field out, as pyasn1 does.
+        issuer = parse_dn(self._issuer) if self._issuer is not None else None  # type: ignore[arg-type]
+        if issuer:
+            name = name_der(issuer)
             out.append(h(0xA3, len(name)) + name)
         if self._not_before or self._not_after:
             inner = b""
@@ -213,8 +220,9 @@ class CertRequestBuilder(Builder):
                     t = _time_der(when)
                     inner += h(tag, len(t)) + t
             out.append(h(0xA4, len(inner)) + inner)
-        if self._subject is not None:
-            name = name_der(parse_dn(self._subject))  # type: ignore[arg-type]
+        subject = parse_dn(self._subject) if self._subject is not None else None  # type: ignore[arg-type]
+        if subject:
+            name = name_der(subject)
             out.append(h(0xA5, len(name)) + name)
         if self._public_key is not None:
             content = codec.opaque_content(self._public_key)
@@ -272,13 +280,14 @@ class CertRequestBuilder(Builder):
             _, signer, sender, pk_mac = self._popo  # type: ignore[misc]
             if self._public_key is None:
                 raise UsageError("signature POPO needs the request's public key", hint="use popo_none() for server-generated keys")
-            if self._subject is not None and (sender is not None or pk_mac is not None):
+            has_subject = self._subject is not None and len(parse_dn(self._subject)) > 0  # type: ignore[arg-type]
+            if has_subject and (sender is not None or pk_mac is not None):
                 # RFC 4211 section 4.1: with subject and publicKey in the template,
                 # poposkInput MUST be omitted and the signature covers certReq.
                 raise UsageError(
                     "a request with subject and public key is signed over certReq; drop sender=/public_key_mac="
                 )
-            if self._subject is not None and sender is None and pk_mac is None:
+            if has_subject and sender is None and pk_mac is None:
                 signed_der = cert_request_der
                 input_der = None
             else:

@@ -436,8 +436,12 @@ class HTTPTransport:
         not ``application/pkixcmp``, logging a warning (named leniency, off by default).
     :param max_response_size: refuse larger answers (TransportError).
 
-    Connections are kept alive and reused (up to 16 idle ones); ``send`` may be called
-    from several threads at once, each request then uses its own connection.
+    Connections are kept alive and reused (up to 16 idle ones) until
+    :meth:`end_transaction`; ``send`` may be called from several threads at once, each
+    request then uses its own connection.  The idle connections are shared: a server that
+    binds a transaction to its connection (openssl's mock) needs one transport per thread,
+    as ``cmpclient bench`` does, because another thread may take the connection of a
+    transaction that is waiting for its certConf.
     """
 
     def __init__(

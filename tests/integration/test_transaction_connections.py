@@ -51,6 +51,8 @@ class _KeepAliveCA:
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/ejbca/publicweb/cmp/ra"
         self.requests_per_connection: list[int] = []
         self.resets = 0
+        self.fail_next = 0  # answer that many requests with HTTP 500 (connection kept)
+        self.over = _over
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -81,11 +83,16 @@ class _KeepAliveCA:
                             self.resets += 1
                             return
                         self.requests_per_connection[index] += 1
+                        if self.fail_next > 0:
+                            self.fail_next -= 1
+                            conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
+                                         b"Connection: keep-alive\r\n\r\n")
+                            continue
                         status, answer = self.ca.handle("ra", body)
                         assert status == 200
                         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/pkixcmp\r\n"
                                      b"Connection: keep-alive\r\nContent-Length: %d\r\n\r\n" % len(answer) + answer)
-                        over = _over(answer)
+                        over = self.over(answer)
                         continue
                 try:
                     chunk = conn.recv(65536)
@@ -199,3 +206,39 @@ def test_a_certconf_left_for_later_stays_on_the_transaction_connection(server: _
     finally:
         cfg.transport.close()
     assert server.requests_per_connection == [2, 2]
+
+
+def test_an_http_error_ends_the_transaction(server: _KeepAliveCA) -> None:
+    """A non-200 answer on a kept-alive connection: the transaction is over and its
+    connection is not handed to the next one (genm, revoke and confirm have no enroll()
+    around them)."""
+    from cmpclient.client import general_message
+    from cmpclient.errors import HTTPStatusError
+
+    cfg = _config(server.url, implicit=True)
+    server.fail_next = 1  # one "500" that keeps the connection open
+    try:
+        with pytest.raises(HTTPStatusError):
+            general_message(cfg)
+        general_message(cfg)
+    finally:
+        cfg.transport.close()
+    assert server.requests_per_connection == [1, 1]
+
+
+def test_exchange_continues_keeps_the_connection(server: _KeepAliveCA) -> None:
+    """exchange(continues=True) -- the KEM set-up's genm, followed by the certificate request
+    of the same transaction -- keeps the connection; by default a genp ends the transaction."""
+    from cmpclient.client.transaction import Transaction
+    from cmpclient.message import body as bodies
+
+    server.over = lambda answer: False  # a server that lets the transaction go on after genp
+    cfg = _config(server.url, implicit=True)
+    try:
+        tx = Transaction(cfg)
+        tx.exchange(bodies.genm_body([], as_der=True), expect=["genp"], continues=True)
+        tx.exchange(bodies.genm_body([], as_der=True), expect=["genp"])
+        Transaction(cfg).exchange(bodies.genm_body([], as_der=True), expect=["genp"])
+    finally:
+        cfg.transport.close()
+    assert server.requests_per_connection == [2, 1]

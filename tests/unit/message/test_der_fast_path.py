@@ -184,3 +184,31 @@ def test_mac_algorithm_identifier_der_follows_the_parameters():
     assert prot.algorithm_identifier_der() is first  # made once
     prot.params = PBMParams.new(iterations=200)
     assert prot.algorithm_identifier_der() == codec.encode(prot.algorithm_identifier()) != first
+
+
+def test_empty_subject_and_issuer_are_left_out():
+    """subject("")/issuer(Name([])) leave the fields out (as pyasn1 wrote them); without a
+    subject the signature POPO needs POPOSigningKeyInput (RFC 4211 section 4.1)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    b = CertRequestBuilder().subject("").issuer(x509.Name([])).public_key(key)
+    assert b.template_der() == codec.encode(b.build_template())
+    template = b.build_template()
+    assert not template["subject"].isValue and not template["issuer"].isValue
+    with pytest.raises(Exception, match="POPOSigningKeyInput"):
+        b.popo_signature(popo_signer(key)).build_der()
+    msg = b.popo_signature(popo_signer(key), sender="CN=device").build()
+    assert msg["popo"]["signature"]["poposkInput"].isValue
+
+
+def test_public_key_given_as_der_is_checked_and_written_as_der():
+    from cmpclient.errors import UsageError
+    from cmpclient.message.request import public_key_der
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    spki = public_key_der(key)
+    assert public_key_der(spki) == spki
+    assert spki[1] < 0x80
+    ber = b"\x30\x81" + spki[1:]  # the same SPKI with a long-form length (BER, not DER)
+    assert public_key_der(ber) == spki
+    with pytest.raises(UsageError, match="not a SubjectPublicKeyInfo"):
+        public_key_der(b"\x04\x03abc")
