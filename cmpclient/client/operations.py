@@ -3,10 +3,11 @@ confirm, revoke, general messages and nested requests."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ParamSpec, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -22,6 +23,8 @@ from cmpclient.transport import end_transaction
 
 if TYPE_CHECKING:
     from cmpclient.message.request import CertRequestBuilder
+
+_P = ParamSpec("_P")
 
 log = logging.getLogger("cmpclient.client")
 
@@ -178,6 +181,28 @@ def _public_key_der(key: Any) -> bytes | None:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def _ends_its_transaction(run: Callable[_P, EnrollResult]) -> Callable[_P, EnrollResult]:
+    """Whatever happens (implicit confirmation, certConf, a rejection without one, an
+    error), the enrollment's transaction is over when ``run`` returns or raises, and the
+    connection is not reused for the next one.  A certConf left for later (confirm=False)
+    still belongs to it: openssl's mock server, for one, keeps a transaction on its
+    connection and refuses that certConf on a new one."""
+
+    @functools.wraps(run)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> EnrollResult:
+        config: ClientConfig = args[0] if args else kwargs["config"]  # type: ignore[assignment]
+        result = None
+        try:
+            result = run(*args, **kwargs)
+            return result
+        finally:
+            if result is None or result.confirm_state is None:
+                end_transaction(config.transport)
+
+    return wrapper
+
+
+@_ends_its_transaction
 def enroll(
     config: ClientConfig,
     kind: str,
@@ -206,32 +231,6 @@ def enroll(
     confirmation and certConf is always sent (unless ``confirm`` is False: then the
     :class:`ConfirmState` must be confirmed later for the proof to reach the CA).
     """
-    result = None
-    try:
-        result = _enroll(config, kind, request, expected_public_key=expected_public_key, confirm=confirm,
-                         decrypt_key=decrypt_key, new_private_key=new_private_key, transaction=transaction)
-        return result
-    finally:
-        # Over, whatever happened (implicit confirmation, certConf, a rejection without one,
-        # an error): the connection is not reused for the next transaction.  A certConf left
-        # for later (confirm=False) still belongs to it: openssl's mock server, for one, keeps
-        # a transaction on its connection and refuses that certConf on a new one.
-        if result is None or result.confirm_state is None:
-            end_transaction(config.transport)
-
-
-def _enroll(
-    config: ClientConfig,
-    kind: str,
-    request: crmf.CertReqMsg | CertRequestBuilder | bytes,
-    *,
-    expected_public_key: Any = None,
-    confirm: bool = True,
-    decrypt_key: KeyDecryptor | None = None,
-    new_private_key: Any = None,
-    transaction: Transaction | None = None,
-) -> EnrollResult:
-    """The transaction of :func:`enroll`."""
     tx = transaction or Transaction(config)
     rep_kind = {"ir": "ip", "cr": "cp", "kur": "kup", "ccr": "ccp", "p10cr": "cp"}.get(kind)
     if rep_kind is None:
@@ -346,7 +345,7 @@ def _is_empty_key(spki_der: bytes) -> bool:
 def _indirect_popo(request: Any) -> bool:
     """Whether a CertReqMsg (or CertRequestBuilder) asks for the indirect POPO method (encrCert)."""
     if hasattr(request, "build_der"):
-        return request.popo_method in ("keyEncipherment", "keyAgreement") and request.popo_subsequent_encr_cert
+        return request.popo_subsequent_encr_cert
     try:
         popo = request["popo"]
         if not popo.isValue or popo.getName() not in ("keyEncipherment", "keyAgreement"):

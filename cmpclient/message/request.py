@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from functools import lru_cache
+import functools
 from typing import Callable, Sequence
 
 from cryptography import x509
@@ -192,14 +192,18 @@ class CertRequestBuilder(Builder):
         return self._public_key
 
     @property
-    def popo_method(self) -> str | None:
-        return self._popo[0] if self._popo is not None else None
-
-    @property
     def popo_subsequent_encr_cert(self) -> bool:
         """keyEncipherment/keyAgreement POPO by ``subsequentMessage encrCert`` (the indirect method)."""
         return (self._popo is not None and self._popo[0] in ("keyEncipherment", "keyAgreement")
                 and self._popo[1] is None and self._popo[2] is None)
+
+    @functools.cached_property
+    def _subject_name(self) -> x509.Name | None:
+        """The subject as a Name, None when unset or empty (an empty one is left out)."""
+        if self._subject is None:
+            return None
+        name = parse_dn(self._subject)  # type: ignore[arg-type]
+        return name if len(name) else None
 
     def template_der(self) -> bytes:
         """DER of the CertTemplate (CRMF uses IMPLICIT tags; Name, a CHOICE, is tagged explicitly)."""
@@ -220,9 +224,8 @@ class CertRequestBuilder(Builder):
                     t = _time_der(when)
                     inner += h(tag, len(t)) + t
             out.append(h(0xA4, len(inner)) + inner)
-        subject = parse_dn(self._subject) if self._subject is not None else None  # type: ignore[arg-type]
-        if subject:
-            name = name_der(subject)
+        if self._subject_name is not None:
+            name = name_der(self._subject_name)
             out.append(h(0xA5, len(name)) + name)
         if self._public_key is not None:
             content = codec.opaque_content(self._public_key)
@@ -280,7 +283,7 @@ class CertRequestBuilder(Builder):
             _, signer, sender, pk_mac = self._popo  # type: ignore[misc]
             if self._public_key is None:
                 raise UsageError("signature POPO needs the request's public key", hint="use popo_none() for server-generated keys")
-            has_subject = self._subject is not None and len(parse_dn(self._subject)) > 0  # type: ignore[arg-type]
+            has_subject = self._subject_name is not None
             if has_subject and (sender is not None or pk_mac is not None):
                 # RFC 4211 section 4.1: with subject and publicKey in the template,
                 # poposkInput MUST be omitted and the signature covers certReq.
@@ -331,7 +334,7 @@ class CertRequestBuilder(Builder):
         raise UsageError(f"unknown POPO method {kind!r}")
 
 
-@lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=128)
 def _oid_der(oid: str) -> bytes:
     return codec.encode(univ.ObjectIdentifier(oid))
 

@@ -259,9 +259,10 @@ _PBM_KEYS_MAX = 64
 def pbm_key(secret: bytes, params: PBMParams) -> bytes:
     """BASEKEY = owf applied ``iterations`` times to ``secret || salt`` (RFC 4211 §4.4).
 
-    The last few keys are remembered: an answer protected with the request's own PBM
-    parameters (the test CA, EJBCA and openssl's mock echo them) then costs one HMAC, not
-    ``iterations`` more hashes. The cache is per process and bounded (64 keys).
+    The last few keys are remembered: messages protected with the same parameters (a
+    MACProtection keeps one salt for all its requests) then cost one HMAC, not
+    ``iterations`` more hashes. Answers from servers that draw a fresh salt each time (our
+    test CA, openssl's mock) still cost the full derivation. Per process, bounded (64 keys).
     """
     cache_key = (bytes(secret), params.salt, params.owf, params.iterations)
     key = _PBM_KEYS.get(cache_key)

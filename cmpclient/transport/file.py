@@ -184,8 +184,7 @@ class ReplayTransport:
         )
 
     def end_transaction(self) -> None:
-        if self.inner is not None:
-            end_transaction(self.inner)
+        end_transaction(self.inner)  # no fallback transport: nothing to do
 
     def close(self) -> None:
         """Close the fallback transport, if any."""
