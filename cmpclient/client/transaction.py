@@ -22,6 +22,7 @@ from cmpclient.asn1 import cmp, oids
 from cmpclient.errors import CMPErrorMessage, ProtectionError, ProtocolError
 from cmpclient.message.header import HeaderBuilder
 from cmpclient.message.parse import ErrorContent, ParsedMessage, parse_message
+from cmpclient.message.peek import transaction_continues
 from cmpclient.asn1 import codec
 from cmpclient.transport import end_transaction
 
@@ -294,9 +295,7 @@ class Transaction:
 def _may_continue(rsp: ParsedMessage) -> bool:
     """Whether more messages of this transaction can follow ``rsp`` (certConf after a
     certificate answer without implicit confirmation, pollReq after pollRep)."""
-    if rsp.body_type == "pollRep":
-        return True
-    return rsp.body_type in ("ip", "cp", "kup", "ccp", "krp") and not rsp.header.implicit_confirm
+    return transaction_continues(rsp.body_type, rsp.header.implicit_confirm)
 
 
 def _hex(value: bytes | None) -> str:

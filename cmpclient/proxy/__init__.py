@@ -6,7 +6,7 @@
 * :mod:`~cmpclient.proxy.config` -- the TOML configuration (per alias: upstream, MAC keys,
   issuer chain, CRL).
 * :mod:`~cmpclient.proxy.wsgi` / :mod:`~cmpclient.proxy.serve` -- HTTP and TCP edges.
-* :mod:`~cmpclient.proxy.upstream` -- forwarding (connection reuse) and CRL fetching.
+* :mod:`~cmpclient.proxy.upstream` -- forwarding (a transaction keeps its upstream connection until it ends) and CRL fetching.
 """
 
 from cmpclient.proxy.config import AliasPolicy, ProxyConfig, load_config, parse_config

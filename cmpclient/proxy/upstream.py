@@ -1,9 +1,9 @@
 """The proxy's outgoing side: forwarding to the upstream CA, fetching CRLs.
 
 :class:`Upstream` is the production ``send(alias, der) -> bytes`` of :class:`~cmpclient.proxy.core.Proxy`.
-It keeps one transport per upstream URL (:func:`cmpclient.transport.open_transport`:
-HTTP(S) with a kept-alive connection pool and one-write requests, or CMP over TCP), so
-consecutive requests reuse connections. Errors are the transports' own:
+Its transports are :func:`cmpclient.transport.open_transport`'s (HTTP(S) with kept-alive
+connections and one-write requests, or CMP over TCP); the messages of one transaction
+share a connection, which no other transaction uses meanwhile (see :class:`Upstream`). Errors are the transports' own:
 :class:`~cmpclient.errors.TransportTimeout`, :class:`~cmpclient.errors.HTTPStatusError`
 (the upstream's non-200 answer, body included) and :class:`~cmpclient.errors.TransportError`.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from typing import Any, Callable
 
 __all__ = ["Upstream", "fetch_url", "MAX_CRL_SIZE"]
@@ -22,6 +23,7 @@ __all__ = ["Upstream", "fetch_url", "MAX_CRL_SIZE"]
 log = logging.getLogger("cmpclient.proxy")
 
 MAX_CRL_SIZE = 10 * 1024 * 1024
+_MAX_FREE = 16  # transports kept per upstream URL for the next transactions
 
 
 class Upstream:
@@ -29,37 +31,95 @@ class Upstream:
 
     ``timeout`` bounds connecting and then waiting for the answer (seconds); ``verify`` is
     the TLS verification setting of HTTPS upstreams (``True``, a CA bundle, ``False``).
-    Safe to call from several threads (the transports' connection pools are).
+    Safe to call from several threads.
+
+    A transaction keeps its upstream connection until it ends, as openssl's client does:
+    some CAs (openssl's mock server) bind a transaction to the connection it started on,
+    so the certConf that follows an ip -- or the pollReq after a pollRep -- goes on the
+    connection that carried the ir, and no other transaction uses that connection
+    meanwhile. The request's transactionID finds it; the answer says whether the
+    transaction goes on (:func:`cmpclient.message.peek.transaction_continues`). When it
+    ends, the connection is closed (:func:`cmpclient.transport.end_transaction`) and its
+    transport goes back to a free list for the next transaction. At most
+    ``max_open_transactions`` transactions wait for a client's next message; beyond that
+    the oldest one's connection is let go.
     """
 
-    def __init__(self, resolve: Callable[[str], str], *, timeout: float = 30.0, verify: bool | str = True) -> None:
+    def __init__(self, resolve: Callable[[str], str], *, timeout: float = 30.0, verify: bool | str = True,
+                 max_open_transactions: int = 256) -> None:
         self._resolve = resolve
         self._timeout = (float(timeout), float(timeout))
         self._verify = verify
-        self._transports: dict[str, Any] = {}
+        self._max_open = max_open_transactions
+        self._free: dict[str, list[Any]] = {}
+        self._open: OrderedDict[tuple[str, bytes], Any] = OrderedDict()
         self._lock = threading.Lock()
+        self._closed = False
 
-    def _transport(self, url: str) -> Any:
+    def _new_transport(self, url: str) -> Any:
+        from cmpclient.transport import open_transport
+
+        opts: dict[str, Any] = {"timeout": self._timeout}
+        if url.lower().startswith("https://"):
+            opts["verify"] = self._verify
+        if url.lower().startswith(("http://", "https://")):
+            # The proxy forwards directly: HTTP(S)_PROXY would make it one more hop.
+            opts["trust_env"] = False
+        return open_transport(url, **opts)
+
+    def _take(self, url: str, tid: bytes | None) -> Any:
+        """The transport of transaction ``tid`` if it is open, else a free one or a new one."""
         with self._lock:
-            transport = self._transports.get(url)
-            if transport is None:
-                from cmpclient.transport import open_transport
+            transport = self._open.pop((url, tid), None) if tid else None
+            if transport is None and self._free.get(url):
+                transport = self._free[url].pop()
+        return transport if transport is not None else self._new_transport(url)
 
-                opts: dict[str, Any] = {"timeout": self._timeout}
-                if url.lower().startswith("https://"):
-                    opts["verify"] = self._verify
-                if url.lower().startswith(("http://", "https://")):
-                    # The proxy forwards directly: HTTP(S)_PROXY would make it one more hop.
-                    opts["trust_env"] = False
-                transport = self._transports[url] = open_transport(url, **opts)
-            return transport
+    def _finish(self, url: str, transport: Any) -> None:
+        """The transaction on ``transport`` is over: close its connection, keep the transport."""
+        from cmpclient.transport import end_transaction
+
+        end_transaction(transport)
+        with self._lock:
+            free = self._free.setdefault(url, [])
+            if not self._closed and len(free) < _MAX_FREE:
+                free.append(transport)
+                return
+        transport.close()
+
+    def _keep(self, url: str, tid: bytes, transport: Any) -> None:
+        with self._lock:
+            self._open[(url, tid)] = transport
+            evicted = self._open.popitem(last=False) if len(self._open) > self._max_open else None
+        if evicted is not None:
+            (old_url, old_tid), old = evicted
+            log.info("upstream %s: letting go of the connection of transaction %s (more than %d open)",
+                     old_url, old_tid.hex(), self._max_open)
+            self._finish(old_url, old)
 
     def send(self, alias: str, der: bytes) -> bytes:
-        return self._transport(self._resolve(alias)).send(der)
+        from cmpclient.message.peek import peek, transaction_continues
+
+        url = self._resolve(alias)
+        tid = peek(der).transaction_id
+        transport = self._take(url, tid)
+        try:
+            answer = transport.send(der)
+        except BaseException:
+            self._finish(url, transport)
+            raise
+        rsp = peek(answer)
+        if tid and transaction_continues(rsp.body_type, rsp.implicit_confirm):
+            self._keep(url, tid, transport)
+        else:
+            self._finish(url, transport)
+        return answer
 
     def close(self) -> None:
         with self._lock:
-            transports, self._transports = list(self._transports.values()), {}
+            self._closed = True
+            transports = [t for free in self._free.values() for t in free] + list(self._open.values())
+            self._free, self._open = {}, OrderedDict()
         for t in transports:
             t.close()
 

@@ -27,6 +27,7 @@ import threading
 from typing import Any, Protocol
 
 from cmpclient.errors import TransportError, TransportTimeout
+from cmpclient.message.peek import peek
 from cmpclient.transport.tcp import (
     ERROR_MSG_REP,
     FIN_REP,
@@ -45,7 +46,6 @@ log = logging.getLogger("cmpclient.testca.tcp")
 #: Same bound as the HTTP body limit.
 DEFAULT_MAX_FRAME = 100_000
 DEFAULT_TIMEOUT = 30.0
-_PKICONF_TAG = 0xA0 | 19  # PKIBody [19] pkiconf, constructed context tag
 
 
 class _CA(Protocol):
@@ -56,32 +56,9 @@ class _CA(Protocol):
     def handle(self, alias: str, der: bytes) -> tuple[int, bytes]: ...
 
 
-def _skip_tlv(der: bytes, pos: int) -> int:
-    """Offset just past the DER TLV starting at ``pos`` (definite lengths only)."""
-    pos += 1  # single-octet tags are all PKIMessage uses at this level
-    first = der[pos]
-    pos += 1
-    if first < 0x80:
-        return pos + first
-    n = first & 0x7F
-    length = int.from_bytes(der[pos : pos + n], "big")
-    return pos + n + length
-
-
-def _content_start(der: bytes, pos: int) -> int:
-    first = der[pos + 1]
-    return pos + 2 + (first & 0x7F if first >= 0x80 else 0)
-
-
 def answer_frame_type(response_der: bytes) -> int:
     """finRep for a PKIConf answer (as EJBCA sends it), pkiRep for everything else."""
-    try:
-        body_pos = _skip_tlv(response_der, _content_start(response_der, 0))  # past the header
-        if response_der[body_pos] == _PKICONF_TAG:
-            return FIN_REP
-    except IndexError:
-        pass
-    return PKI_REP
+    return FIN_REP if peek(response_der).body_type == "pkiconf" else PKI_REP
 
 
 class _Connection:

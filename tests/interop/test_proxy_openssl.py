@@ -227,3 +227,33 @@ issuer_chain = "{pki.chain}"
                              newkey=pki.rsp_key(kt), subject="/CN=x", certout=tmp_path / "x.pem", unprotected_errors=True)
     assert res.returncode != 0 and "badRequest" in res.output, res.describe()
     assert len(proxy.seen) == before
+
+
+def test_concurrent_openssl_transactions_via_proxy_to_openssl_mock(running_proxy, mock_server_pbm, pki, tmp_path: Path) -> None:
+    """Several openssl clients at once, each ir -> ip -> certConf -> pkiConf, through the proxy.
+
+    openssl's mock server keeps a transaction on the connection it started on (a certConf
+    on another connection: "unexpected pkibody") and serves one connection at a time. The
+    proxy must keep each transaction on its own upstream connection until it ends, and
+    hand a connection to the next transaction only then.
+    """
+    import concurrent.futures
+
+    proxy = running_proxy(f"""
+[alias.mock]
+upstream = "{mock_server_pbm.url}"
+mac_keys = ["{PBM_REF}:env:{PBM_SECRET_ENV}"]
+""")
+    common = dict(server=proxy.url("mock"), ref=PBM_REF, secret=f"env:{PBM_SECRET_ENV}", trusted=pki.trusted, env=ENV)
+
+    def enroll(i: int) -> Any:
+        return run_openssl_client(cmd="ir", newkey=pki.rsp_key("ec"), subject=f"/CN=mock-proxied-{i}",
+                                  certout=tmp_path / f"c{i}.pem", timeout=60, **common)
+
+    rounds = 3
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(enroll, range(3 * rounds)))
+    for res in results:
+        assert res.returncode == 0 and "received PKICONF" in res.output, res.describe() + mock_server_pbm.describe()
+    bodies = [answer for _, _, answer in proxy.seen]
+    assert len(bodies) == 2 * len(results)

@@ -1,0 +1,90 @@
+"""A few facts read straight from a PKIMessage's DER, without decoding it.
+
+For code that routes or frames messages without looking inside them -- the proxy keeping
+a transaction on its upstream connection, the TCP listener choosing a frame type: the
+transactionID, whether the header grants implicit confirmation, and the body's type.
+This walks the outer TLVs with :func:`cmpclient.asn1.codec.read_tlv`; it validates
+nothing (the full, strict decoder does that), and what it cannot find it reports as
+absent.
+
+:func:`transaction_continues` is the one place that says which answers leave a CMP
+transaction open (the client's transaction logic asks it too).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from cmpclient.asn1.cmp import BODY_NAMES
+from cmpclient.asn1.codec import read_tlv
+from cmpclient.errors import DecodeError
+
+__all__ = ["Peek", "peek", "transaction_continues"]
+
+#: DER content of the OBJECT IDENTIFIER id-it-implicitConfirm (1.3.6.1.5.5.7.4.13).
+_IMPLICIT_CONFIRM_OID = bytes.fromhex("2b060105050704" "0d")
+_TRANSACTION_ID = 0xA4  # PKIHeader transactionID [4] EXPLICIT OCTET STRING
+_GENERAL_INFO = 0xA8  # PKIHeader generalInfo [8] EXPLICIT SEQUENCE OF InfoTypeAndValue
+
+
+class Peek(NamedTuple):
+    transaction_id: bytes | None
+    implicit_confirm: bool
+    body_type: str | None
+
+
+def transaction_continues(body_type: str | None, implicit_confirm: bool) -> bool:
+    """Whether more messages of a transaction can follow an answer of ``body_type``:
+    certConf after a certificate answer without implicit confirmation, pollReq after
+    pollRep."""
+    if body_type == "pollRep":
+        return True
+    return body_type in ("ip", "cp", "kup", "ccp", "krp") and not implicit_confirm
+
+
+def peek(der: bytes) -> Peek:
+    """transactionID, implicitConfirm and the body type of the PKIMessage ``der``."""
+    tid: bytes | None = None
+    implicit = False
+    body: str | None = None
+    try:
+        tag, pos, end = read_tlv(der, 0)
+        if tag != 0x30:
+            return Peek(None, False, None)
+        tag, start, header_end = read_tlv(der, pos)
+        if tag != 0x30:
+            return Peek(None, False, None)
+        field = 0
+        while start < header_end:
+            tag, inner, after = read_tlv(der, start)
+            # pvno, sender and recipient come first: a GeneralName's own tags look like
+            # the optional fields' tags, so those three are skipped by position.
+            if field >= 3 and tag == _TRANSACTION_ID:
+                t, v, e = read_tlv(der, inner)
+                if t == 0x04:
+                    tid = der[v:e]
+            elif field >= 3 and tag == _GENERAL_INFO:
+                implicit = _grants_implicit_confirm(der, inner)
+            field += 1
+            start = after
+        if header_end < end:
+            tag = der[header_end]
+            number = tag & 0x1F
+            if tag & 0xE0 == 0xA0 and number < len(BODY_NAMES):
+                body = BODY_NAMES[number]
+    except DecodeError:
+        pass
+    return Peek(tid, implicit, body)
+
+
+def _grants_implicit_confirm(der: bytes, pos: int) -> bool:
+    tag, start, end = read_tlv(der, pos)  # SEQUENCE OF InfoTypeAndValue
+    if tag != 0x30:
+        return False
+    while start < end:
+        _, item, after = read_tlv(der, start)  # InfoTypeAndValue
+        t, v, e = read_tlv(der, item)
+        if t == 0x06 and der[v:e] == _IMPLICIT_CONFIRM_OID:
+            return True
+        start = after
+    return False

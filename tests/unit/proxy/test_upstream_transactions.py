@@ -1,0 +1,192 @@
+"""Upstream keeps each transaction on its own transport until the transaction ends.
+
+The transports here are fakes that record what they carried; the answers are real
+PKIMessages (an ip with or without implicitConfirm, a pollRep, a pkiConf), so the
+decision to keep or let go is made from the DER exactly as in production. The live
+proof is tests/interop/test_proxy_openssl.py (several openssl clients at once through
+the proxy to openssl's mock server, which binds a transaction to its connection).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from cmpclient.asn1 import oids
+from cmpclient.errors import TransportError
+from cmpclient.message import body as B
+from cmpclient.message.header import HeaderBuilder
+from cmpclient.message.pkimessage import assemble, encode_message
+from cmpclient.proxy.upstream import Upstream
+
+URL = "http://ca.example/ejbca/publicweb/cmp/ra"
+
+
+def message(tid: bytes, body: object, *, implicit: bool = False) -> bytes:
+    hb = HeaderBuilder().sender("CN=x").recipient("CN=CA").transaction_id(tid)
+    if implicit:
+        hb = hb.implicit_confirm()
+    return encode_message(assemble(hb.build(), body))
+
+
+def ir(tid: bytes) -> bytes:
+    """The request that opens a transaction (its body does not matter to the upstream,
+    only the answer does): a genm, answered with an ip below."""
+    return message(tid, B.genm_body([(oids.IT_CA_CERTS, None)]))
+
+
+def cert_conf(tid: bytes) -> bytes:
+    return message(tid, B.cert_conf_body([]))
+
+
+class FakeTransport:
+    """Answers each request with ``answer_for(request)``; counts transactions it ended."""
+
+    def __init__(self, answer_for, name: int) -> None:
+        self.answer_for = answer_for
+        self.name = name
+        self.carried: list[bytes] = []
+        self.ended = 0
+        self.closed = False
+        self.fail: BaseException | None = None
+        self.busy = False
+        self.clashes = 0  # sends while another send was in progress
+
+    def send(self, der: bytes) -> bytes:
+        assert not self.closed
+        if self.busy:
+            self.clashes += 1
+        self.busy = True
+        try:
+            self.carried.append(der)
+            if self.fail is not None:
+                raise self.fail
+            time.sleep(0)  # let other threads run in the middle of an exchange
+            return self.answer_for(der)
+        finally:
+            self.busy = False
+
+    def end_transaction(self) -> None:
+        self.ended += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Harness:
+    def __init__(self, answer_for, **kw) -> None:
+        self.transports: list[FakeTransport] = []
+        self.upstream = Upstream(lambda alias: URL, **kw)
+        lock = threading.Lock()
+
+        def new(url: str) -> FakeTransport:
+            assert url == URL
+            with lock:
+                t = FakeTransport(answer_for, len(self.transports))
+                self.transports.append(t)
+            return t
+
+        self.upstream._new_transport = new  # type: ignore[method-assign]
+
+    def send(self, der: bytes) -> FakeTransport:
+        self.upstream.send("ra", der)
+        return next(t for t in self.transports if any(x is der for x in t.carried))
+
+
+def answers(*, implicit: bool = False):
+    """genm (standing for an ir) -> ip (implicitConfirm as given), certConf -> pkiConf, pollReq -> pollRep."""
+    from cmpclient.message.peek import peek
+
+    def answer_for(der: bytes) -> bytes:
+        p = peek(der)
+        assert p.transaction_id is not None
+        if p.body_type == "genm":
+            return message(p.transaction_id, B.cert_rep_body("ip", []), implicit=implicit)
+        if p.body_type == "pollReq":
+            return message(p.transaction_id, B.poll_rep_body([(0, 1, [])]))
+        return message(p.transaction_id, B.pkiconf_body())
+
+    return answer_for
+
+
+def test_certconf_goes_on_the_transport_of_its_ir_and_no_one_else_takes_it() -> None:
+    h = Harness(answers())
+    a = h.send(ir(b"A"))
+    b = h.send(ir(b"B"))  # A is waiting for its certConf: B gets another transport
+    assert b is not a
+    assert h.send(cert_conf(b"A")) is a and a.ended == 1
+    c = h.send(ir(b"C"))  # A is over: its transport is free again
+    assert c is a
+    assert h.send(cert_conf(b"B")) is b and h.send(cert_conf(b"C")) is a
+    assert len(h.transports) == 2 and a.ended == 2 and b.ended == 1
+
+
+def test_implicit_confirm_ends_the_transaction_at_once() -> None:
+    h = Harness(answers(implicit=True))
+    first = h.send(ir(b"A"))
+    assert first.ended == 1
+    assert h.send(ir(b"B")) is first and len(h.transports) == 1
+
+
+def test_a_failed_exchange_ends_its_transaction() -> None:
+    h = Harness(answers())
+    a = h.send(ir(b"A"))
+    a.fail = TransportError("connection reset")
+    with pytest.raises(TransportError):
+        h.upstream.send("ra", cert_conf(b"A"))
+    assert a.ended == 1  # the ip kept it open; the failure let it go
+    a.fail = None
+    assert h.send(ir(b"B")) is a  # free again, not bound to A
+
+
+def test_the_oldest_open_transaction_is_let_go_beyond_the_limit() -> None:
+    h = Harness(answers(), max_open_transactions=2)
+    a, b = h.send(ir(b"A")), h.send(ir(b"B"))
+    c = h.send(ir(b"C"))  # three open: A (the oldest) loses its connection
+    assert len({id(a), id(b), id(c)}) == 3 and a.ended == 1 and b.ended == 0
+    # A's certConf now starts on a free transport (A's own, released); B keeps its own.
+    assert h.send(cert_conf(b"A")) is a
+    assert h.send(cert_conf(b"B")) is b
+
+
+def test_polling_stays_on_one_transport() -> None:
+    h = Harness(answers())
+    poll = message(b"P", B.poll_req_body([0]))
+    first = h.send(ir(b"P"))
+    other = h.send(ir(b"Q"))
+    assert h.send(poll) is first and h.send(poll) is first and first.ended == 0 and other is not first
+
+
+def test_close_closes_free_and_open_transports() -> None:
+    h = Harness(answers())
+    h.send(ir(b"A"))
+    h.send(ir(b"B"))
+    h.send(cert_conf(b"B"))
+    h.upstream.close()
+    assert all(t.closed for t in h.transports) and len(h.transports) == 2
+
+
+def test_concurrent_transactions_never_share_a_transport() -> None:
+    h = Harness(answers())
+    failures: list[str] = []
+
+    def run(i: int) -> None:
+        tid = b"T%d" % i
+        try:
+            carrier = h.send(ir(tid))
+            if h.send(cert_conf(tid)) is not carrier:
+                failures.append(f"{tid!r}: certConf on another transport")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(f"{tid!r}: {exc!r}")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    assert not failures
+    assert sum(t.clashes for t in h.transports) == 0
+    assert all(t.ended == len(t.carried) // 2 for t in h.transports)
