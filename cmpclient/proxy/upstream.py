@@ -89,12 +89,18 @@ class Upstream:
 
     def _keep(self, url: str, tid: bytes, transport: Any) -> None:
         with self._lock:
-            self._open[(url, tid)] = transport
-            evicted = self._open.popitem(last=False) if len(self._open) > self._max_open else None
-        if evicted is not None:
-            (old_url, old_tid), old = evicted
-            log.info("upstream %s: letting go of the connection of transaction %s (more than %d open)",
-                     old_url, old_tid.hex(), self._max_open)
+            if self._closed:
+                let_go: list[tuple[tuple[str, bytes], Any]] = [((url, tid), transport)]
+            else:
+                # The same transactionID twice at once (a client resending): the later answer wins.
+                replaced = self._open.pop((url, tid), None)
+                self._open[(url, tid)] = transport
+                let_go = [((url, tid), replaced)] if replaced is not None else []
+                if len(self._open) > self._max_open:
+                    let_go.append(self._open.popitem(last=False))
+                    log.info("upstream %s: letting go of the connection of the oldest open transaction "
+                             "(more than %d wait for their client)", url, self._max_open)
+        for (old_url, _), old in let_go:
             self._finish(old_url, old)
 
     def send(self, alias: str, der: bytes) -> bytes:

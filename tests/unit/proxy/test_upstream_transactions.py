@@ -190,3 +190,32 @@ def test_concurrent_transactions_never_share_a_transport() -> None:
     assert not failures
     assert sum(t.clashes for t in h.transports) == 0
     assert all(t.ended == len(t.carried) // 2 for t in h.transports)
+
+
+def test_the_same_transaction_twice_at_once_leaves_no_transport_behind() -> None:
+    """Two ir with one transactionID in flight together (a client resending): both answers
+    keep the transaction open; the later one wins and the other transport is let go."""
+    start = threading.Barrier(2)
+    slow = answers()
+
+    def answer_for(der: bytes) -> bytes:
+        start.wait(5)  # both requests are in flight before either answer comes back
+        return slow(der)
+
+    h = Harness(answer_for)
+    threads = [threading.Thread(target=h.upstream.send, args=("ra", ir(b"D"))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    first, second = h.transports
+    assert sorted([first.ended, second.ended]) == [0, 1]  # one kept for the certConf, one let go
+    h.upstream.close()
+    assert first.closed and second.closed
+
+
+def test_an_answer_after_close_does_not_keep_its_transport() -> None:
+    h = Harness(answers())
+    h.upstream.close()
+    a = h.send(ir(b"A"))  # the proxy is shutting down while a request was being forwarded
+    assert a.closed and a.ended == 1
