@@ -39,8 +39,10 @@ def proxy(listen: str | None, upstream: str | None, config_path: Path | None, tc
     """Run a CMP proxy: clients post to http://HOST:PORT/ejbca/publicweb/cmp/<alias> as to
     the CA; the proxy checks each request as the alias says (MAC with a KeyID's secret,
     signature against an issuer chain, signer not on the CRL), forwards it, and returns
-    the CA's answer unchanged. Refused requests never reach the CA. A transaction keeps
-    one upstream connection until it ends (ir, certConf, polling), as openssl's client does.
+    the CA's answer unchanged. Refused requests never reach the CA. Over HTTP(S) a
+    transaction keeps one upstream connection until it ends (ir, certConf, polling) or its
+    client stays silent for upstream_hold seconds (config; default 10), as openssl's
+    client does.
 
     Prints 'cmpclient proxy: listening on http://HOST:PORT' once it accepts connections;
     stops on SIGTERM or Ctrl-C. MAC secrets are sources (env:VAR, file:PATH), never literals.

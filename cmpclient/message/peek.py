@@ -62,7 +62,7 @@ def peek(der: bytes) -> Peek:
             if field >= 3 and tag == _TRANSACTION_ID:
                 t, v, e = read_tlv(der, inner)
                 if t == 0x04:
-                    tid = der[v:e]
+                    tid = bytes(der[v:e])
             elif field >= 3 and tag == _GENERAL_INFO:
                 implicit = _grants_implicit_confirm(der, inner)
             field += 1

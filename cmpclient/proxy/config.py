@@ -5,6 +5,8 @@ Format (every key optional except where said; paths are relative to the file)::
     upstream = "http://ca.example:8080/ejbca/publicweb/cmp/"  # default upstream, see below
     upstream_timeout = 30          # seconds to connect to, and then to wait for, the upstream
     upstream_verify = true         # TLS: true (system CAs), a CA bundle path, or false (logged)
+    upstream_hold = 10             # seconds an open transaction's upstream connection waits for
+                                   # the client's next message (certConf, pollReq); then closed
     listen = "127.0.0.1:8081"      # HTTP listener (the command line's --listen wins)
     tcp_listen = "127.0.0.1:8829"  # optional CMP-over-TCP listener (--tcp-listen wins)
     tcp_alias = "tcp"              # the alias whose rules and upstream TCP requests use
@@ -44,6 +46,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from cmpclient.errors import ConfigError
+from cmpclient.proxy.upstream import DEFAULT_HOLD
 
 __all__ = [
     "AliasPolicy",
@@ -64,7 +67,7 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_CRL_TTL = 300.0
 DEFAULT_MAX_PBM_ITERATIONS = 10_000
 _TOP_KEYS = {
-    "upstream", "upstream_timeout", "upstream_verify", "listen", "tcp_listen", "tcp_alias",
+    "upstream", "upstream_timeout", "upstream_verify", "upstream_hold", "listen", "tcp_listen", "tcp_alias",
     "max_body_size", "client_timeout", "alias",
 }
 _ALIAS_KEYS = {
@@ -112,6 +115,7 @@ class ProxyConfig:
     default_upstream: str | None = None
     upstream_timeout: float = DEFAULT_TIMEOUT
     upstream_verify: bool | str = True
+    upstream_hold: float = DEFAULT_HOLD
     listen: str | None = None
     tcp_listen: str | None = None
     tcp_alias: str = "tcp"
@@ -269,6 +273,7 @@ def parse_config(
         default_upstream=default,
         upstream_timeout=float(_number(data.get("upstream_timeout", DEFAULT_TIMEOUT), "upstream_timeout")),
         upstream_verify=verify,
+        upstream_hold=float(_number(data.get("upstream_hold", DEFAULT_HOLD), "upstream_hold")),
         listen=data.get("listen"),
         tcp_listen=data.get("tcp_listen"),
         tcp_alias=data.get("tcp_alias", "tcp"),

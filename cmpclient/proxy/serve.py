@@ -110,4 +110,5 @@ def open_proxy(config: Any, **kw: Any) -> Proxy:
             raise KeyError(alias)
         return policy.upstream
 
-    return Proxy(config, Upstream(resolve, timeout=config.upstream_timeout, verify=config.upstream_verify).send, **kw)
+    upstream = Upstream(resolve, timeout=config.upstream_timeout, verify=config.upstream_verify, hold=config.upstream_hold)
+    return Proxy(config, upstream.send, **kw)

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from typing import Any, Callable
 
-__all__ = ["Upstream", "fetch_url", "MAX_CRL_SIZE"]
+__all__ = ["Upstream", "fetch_url", "MAX_CRL_SIZE", "DEFAULT_HOLD"]
 
 log = logging.getLogger("cmpclient.proxy")
 
 MAX_CRL_SIZE = 10 * 1024 * 1024
 _MAX_FREE = 16  # transports kept per upstream URL for the next transactions
+#: Seconds an open transaction keeps its upstream connection waiting for the client (certConf, pollReq).
+DEFAULT_HOLD = 10.0
 
 
 class Upstream:
@@ -33,30 +36,41 @@ class Upstream:
     the TLS verification setting of HTTPS upstreams (``True``, a CA bundle, ``False``).
     Safe to call from several threads.
 
-    A transaction keeps its upstream connection until it ends, as openssl's client does:
-    some CAs (openssl's mock server) bind a transaction to the connection it started on,
-    so the certConf that follows an ip -- or the pollReq after a pollRep -- goes on the
-    connection that carried the ir, and no other transaction uses that connection
-    meanwhile. The request's transactionID finds it; the answer says whether the
-    transaction goes on (:func:`cmpclient.message.peek.transaction_continues`). When it
-    ends, the connection is closed (:func:`cmpclient.transport.end_transaction`) and its
-    transport goes back to a free list for the next transaction. At most
-    ``max_open_transactions`` transactions wait for a client's next message; beyond that
-    the oldest one's connection is let go.
+    Over HTTP(S) a transaction keeps its upstream connection until it ends, as openssl's
+    client does: some CAs (openssl's mock server) bind a transaction to the connection it
+    started on and serve one connection at a time, so the certConf that follows an ip --
+    or the pollReq after a pollRep -- goes on the connection that carried the ir, and no
+    other transaction uses that connection meanwhile. The request's transactionID finds
+    it; the answer says whether the transaction goes on
+    (:func:`cmpclient.message.peek.transaction_continues`). When it ends, the connection
+    is closed (:func:`cmpclient.transport.end_transaction`) and the transport goes back to
+    a free list for the next transaction. A transaction whose client stays silent longer
+    than ``hold`` seconds (an abandoned certConf) loses its connection, so such a CA can
+    serve the next client; so does the oldest one when more than ``max_open_transactions``
+    wait. (``tcp://`` transports open a connection per message anyway.)
     """
 
     def __init__(self, resolve: Callable[[str], str], *, timeout: float = 30.0, verify: bool | str = True,
-                 max_open_transactions: int = 256) -> None:
+                 hold: float = DEFAULT_HOLD, max_open_transactions: int = 256) -> None:
         self._resolve = resolve
         self._timeout = (float(timeout), float(timeout))
         self._verify = verify
+        self._hold = float(hold)
         self._max_open = max_open_transactions
+        self._first: dict[str, Any] = {}  # per URL: the transport the others are forked from
         self._free: dict[str, list[Any]] = {}
-        self._open: OrderedDict[tuple[str, bytes], Any] = OrderedDict()
+        # (url, transactionID) -> (transport, deadline), oldest first (all holds are equal).
+        self._open: OrderedDict[tuple[str, bytes], tuple[Any, float]] = OrderedDict()
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._janitor: threading.Thread | None = None
         self._closed = False
 
     def _new_transport(self, url: str) -> Any:
+        with self._lock:
+            first = self._first.get(url)
+        if first is not None and hasattr(first, "fork"):
+            return first.fork()  # same TLS context and session: no new context, resumed handshakes
         from cmpclient.transport import open_transport
 
         opts: dict[str, Any] = {"timeout": self._timeout}
@@ -65,12 +79,16 @@ class Upstream:
         if url.lower().startswith(("http://", "https://")):
             # The proxy forwards directly: HTTP(S)_PROXY would make it one more hop.
             opts["trust_env"] = False
-        return open_transport(url, **opts)
+        transport = open_transport(url, **opts)
+        with self._lock:
+            self._first.setdefault(url, transport)
+        return transport
 
     def _take(self, url: str, tid: bytes | None) -> Any:
         """The transport of transaction ``tid`` if it is open, else a free one or a new one."""
         with self._lock:
-            transport = self._open.pop((url, tid), None) if tid else None
+            entry = self._open.pop((url, tid), None) if tid else None
+            transport = entry[0] if entry is not None else None
             if transport is None and self._free.get(url):
                 transport = self._free[url].pop()
         return transport if transport is not None else self._new_transport(url)
@@ -88,20 +106,50 @@ class Upstream:
         transport.close()
 
     def _keep(self, url: str, tid: bytes, transport: Any) -> None:
+        key = (url, tid)
         with self._lock:
             if self._closed:
-                let_go: list[tuple[tuple[str, bytes], Any]] = [((url, tid), transport)]
+                let_go: list[tuple[str, Any]] = [(url, transport)]
             else:
                 # The same transactionID twice at once (a client resending): the later answer wins.
-                replaced = self._open.pop((url, tid), None)
-                self._open[(url, tid)] = transport
-                let_go = [((url, tid), replaced)] if replaced is not None else []
+                replaced = self._open.pop(key, None)
+                self._open[key] = (transport, time.monotonic() + self._hold)
+                let_go = [(url, replaced[0])] if replaced is not None else []
                 if len(self._open) > self._max_open:
-                    let_go.append(self._open.popitem(last=False))
+                    (old_url, _), (old, _) = self._open.popitem(last=False)
+                    let_go.append((old_url, old))
                     log.info("upstream %s: letting go of the connection of the oldest open transaction "
                              "(more than %d wait for their client)", url, self._max_open)
-        for (old_url, _), old in let_go:
+                if self._janitor is None:
+                    self._janitor = threading.Thread(target=self._expire, name="cmpclient-proxy-upstream-hold",
+                                                     daemon=True)
+                    self._janitor.start()
+                self._changed.notify()
+        for old_url, old in let_go:
             self._finish(old_url, old)
+
+    def _expire(self) -> None:
+        """Let go of the connections of transactions whose client stayed silent too long."""
+        while True:
+            expired: list[tuple[str, Any]] = []
+            with self._lock:
+                if self._closed:
+                    return
+                now = time.monotonic()
+                while self._open:
+                    key, (transport, deadline) = next(iter(self._open.items()))
+                    if deadline > now:
+                        break
+                    del self._open[key]
+                    expired.append((key[0], transport))
+                if not expired:
+                    wait = next(iter(self._open.values()))[1] - now if self._open else None
+                    self._changed.wait(wait)
+                    continue
+            for url, transport in expired:
+                log.info("upstream %s: a transaction waited more than %g s for its client; its connection is closed",
+                         url, self._hold)
+                self._finish(url, transport)
 
     def send(self, alias: str, der: bytes) -> bytes:
         from cmpclient.message.peek import peek, transaction_continues
@@ -124,10 +172,15 @@ class Upstream:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            transports = [t for free in self._free.values() for t in free] + list(self._open.values())
-            self._free, self._open = {}, OrderedDict()
+            transports = [t for free in self._free.values() for t in free] + [t for t, _ in self._open.values()]
+            transports += [t for t in self._first.values() if all(t is not u for u in transports)]
+            self._free, self._open, self._first = {}, OrderedDict(), {}
+            janitor, self._janitor = self._janitor, None
+            self._changed.notify_all()
         for t in transports:
             t.close()
+        if janitor is not None:
+            janitor.join(5)
 
 
 def fetch_url(url: str, *, timeout: float = 10.0, max_size: int = MAX_CRL_SIZE) -> bytes:

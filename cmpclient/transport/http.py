@@ -38,6 +38,7 @@ transport does beyond a plain POST:
 from __future__ import annotations
 
 import base64
+import copy
 import http.client
 import logging
 import os
@@ -570,6 +571,16 @@ class HTTPTransport:
             raise TransportError(f"HTTP 200 from {self.url} with an empty body", hint="the server sent no CMP message")
 
     # -- lifetime -------------------------------------------------------------------
+
+    def fork(self) -> "HTTPTransport":
+        """A transport to the same endpoint with connections of its own: it shares the
+        settings, the TLS context (built once, which costs tens of milliseconds) and the
+        TLS session to resume, not the kept-alive connections."""
+        twin = copy.copy(self)
+        twin._idle = []
+        twin._closed = False
+        twin._lock = threading.Lock()
+        return twin
 
     def end_transaction(self) -> None:
         """A CMP transaction is over: close the kept-alive connections instead of

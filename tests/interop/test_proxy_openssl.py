@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +46,20 @@ class RunningProxy:
         finally:
             for k, v in saved.items():
                 os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-        self.upstream = Upstream(lambda a: self.config.policy(a).upstream, timeout=30)
+        self.upstream = Upstream(lambda a: self.config.policy(a).upstream, timeout=30, hold=self.config.upstream_hold)
         self.seen: list[tuple[str, bytes, bytes]] = []
+        self.forwarding = 0  # requests waiting for the upstream's answer now
+        self._lock = threading.Lock()
         self.server = ProxyServer(Proxy(self.config, self._send), host="127.0.0.1", port=0).start()
 
     def _send(self, alias: str, der: bytes) -> bytes:
-        answer = self.upstream.send(alias, der)
+        with self._lock:
+            self.forwarding += 1
+        try:
+            answer = self.upstream.send(alias, der)
+        finally:
+            with self._lock:
+                self.forwarding -= 1
         self.seen.append((alias, der, answer))
         return answer
 
@@ -73,6 +83,12 @@ def running_proxy(tmp_path: Path):
     yield start
     for p in started:
         p.stop()
+
+
+def parse_body(der: bytes) -> str:
+    from cmpclient.message.peek import peek
+
+    return str(peek(der).body_type)
 
 
 def rspout(tmp: Path, name: str, n: int) -> tuple[str, list[Path]]:
@@ -229,6 +245,87 @@ issuer_chain = "{pki.chain}"
     assert len(proxy.seen) == before
 
 
+def _mock_proxy(running_proxy, mock, *, hold: float | None = None) -> RunningProxy:
+    hold_line = f"upstream_hold = {hold}" if hold is not None else ""
+    return running_proxy(f"""
+{hold_line}
+[alias.mock]
+upstream = "{mock.url}"
+mac_keys = ["{PBM_REF}:env:{PBM_SECRET_ENV}"]
+""")
+
+
+def _our_client(proxy: RunningProxy, pki) -> tuple[Any, Any]:
+    """Our client library through the proxy (a transaction we can hold open at will)."""
+    from cmpclient.client import ClientConfig
+    from cmpclient.keys import load_private_key
+    from cmpclient.message.request import CertRequestBuilder
+    from cmpclient.protection import MACProtection, popo_signer
+    from cmpclient.transport.http import HTTPTransport
+
+    cfg = ClientConfig(transport=HTTPTransport(proxy.url("mock"), timeout=30),
+                       protection=MACProtection(PBM_SECRET.encode(), sender_kid=PBM_REF.encode()))
+    key = load_private_key(pki.rsp_key("ec"))  # the mock answers with rsp-ec: the key must match
+    return cfg, CertRequestBuilder().subject("CN=held,O=cmpclient test").public_key(key).popo_signature(popo_signer(key))
+
+
+def _wait_for(predicate, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def test_a_transaction_keeps_its_connection_while_another_client_comes(running_proxy, mock_server_pbm, pki,
+                                                                       tmp_path: Path) -> None:
+    """A's transaction is open (ip received, certConf not yet sent) when openssl client B
+    starts. The mock serves one connection at a time and binds A's transaction to its
+    connection: B's ir must wait on a connection of its own (not take A's), and A's
+    certConf must go on A's connection. Then B completes."""
+    import concurrent.futures
+
+    from cmpclient.client import confirm, enroll
+
+    proxy = _mock_proxy(running_proxy, mock_server_pbm)
+    cfg, request = _our_client(proxy, pki)
+    try:
+        held = enroll(cfg, "ir", request, confirm=False)
+        assert held.confirm_state is not None
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            b = pool.submit(run_openssl_client, cmd="ir", newkey=pki.rsp_key("ec"), subject="/CN=second",
+                            certout=tmp_path / "b.pem", timeout=60, server=proxy.url("mock"), ref=PBM_REF,
+                            secret=f"env:{PBM_SECRET_ENV}", trusted=pki.trusted, env=ENV)
+            _wait_for(lambda: proxy.forwarding >= 1, 30, "B's ir to reach the upstream")
+            assert confirm(cfg, held.confirm_state).body_type == "pkiconf"
+            res = b.result(timeout=60)
+    finally:
+        cfg.transport.close()
+    assert res.returncode == 0 and "received PKICONF" in res.output, res.describe() + mock_server_pbm.describe()
+    assert sorted(parse_body(d) for _, d, _ in proxy.seen) == ["certConf", "certConf", "ir", "ir"]
+
+
+def test_an_abandoned_transaction_lets_go_of_the_mock_after_upstream_hold(running_proxy, mock_server_pbm, pki,
+                                                                           tmp_path: Path) -> None:
+    """A client that never sends its certConf: after upstream_hold seconds the proxy
+    closes that transaction's connection, so the mock (one connection at a time) serves
+    the next client instead of waiting for good."""
+    from cmpclient.client import enroll
+
+    proxy = _mock_proxy(running_proxy, mock_server_pbm, hold=0.5)
+    cfg, request = _our_client(proxy, pki)
+    try:
+        assert enroll(cfg, "ir", request, confirm=False).confirm_state is not None  # and never confirmed
+    finally:
+        cfg.transport.close()
+    started = time.monotonic()
+    res = run_openssl_client(cmd="ir", newkey=pki.rsp_key("ec"), subject="/CN=next", certout=tmp_path / "n.pem",
+                             timeout=60, server=proxy.url("mock"), ref=PBM_REF, secret=f"env:{PBM_SECRET_ENV}",
+                             trusted=pki.trusted, env=ENV)
+    assert res.returncode == 0 and "received PKICONF" in res.output, res.describe() + mock_server_pbm.describe()
+    assert time.monotonic() - started < 20  # well before the 30 s upstream timeout
+
+
 def test_concurrent_openssl_transactions_via_proxy_to_openssl_mock(running_proxy, mock_server_pbm, pki, tmp_path: Path) -> None:
     """Several openssl clients at once, each ir -> ip -> certConf -> pkiConf, through the proxy.
 
@@ -239,11 +336,7 @@ def test_concurrent_openssl_transactions_via_proxy_to_openssl_mock(running_proxy
     """
     import concurrent.futures
 
-    proxy = running_proxy(f"""
-[alias.mock]
-upstream = "{mock_server_pbm.url}"
-mac_keys = ["{PBM_REF}:env:{PBM_SECRET_ENV}"]
-""")
+    proxy = _mock_proxy(running_proxy, mock_server_pbm)
     common = dict(server=proxy.url("mock"), ref=PBM_REF, secret=f"env:{PBM_SECRET_ENV}", trusted=pki.trusted, env=ENV)
 
     def enroll(i: int) -> Any:

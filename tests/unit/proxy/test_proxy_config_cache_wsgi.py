@@ -42,6 +42,18 @@ def test_alias_inherits_the_default_upstream() -> None:
     assert ra.upstream == "https://ca/cmp/ra" and ra.require_mac and ra.mac_keys == {"CA": SECRET}
 
 
+def test_upstream_hold() -> None:
+    assert config('upstream = "http://x"').upstream_hold == 10.0
+    assert config('upstream = "http://x"\nupstream_hold = 2.5').upstream_hold == 2.5
+
+
+def test_open_proxy_gives_the_upstream_its_hold() -> None:
+    from cmpclient.proxy.serve import open_proxy
+
+    proxy = open_proxy(config('upstream = "http://x"\nupstream_hold = 3'))
+    assert proxy._send.__self__._hold == 3.0  # type: ignore[attr-defined]
+
+
 def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     cfg = config('[alias.s]\nupstream = "http://ca/x"\nissuer_chain = "chains"\ncrl = "c.crl"\n', base_dir=tmp_path)
     s = cfg.policy("s")
@@ -59,6 +71,8 @@ def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     ('[alias."bad/alias"]\nupstream = "http://x"', "not a usable alias"),
     ('[alias.ra]\nmac_keys = []', "no upstream"),
     ('upstream = "http://x"\nupstream_timeout = 0', "greater than 0"),
+    ('upstream = "http://x"\nupstream_hold = -1', "upstream_hold must be greater than 0"),
+    ('upstream = "http://x"\nupstream_hold = "10"', "upstream_hold must be a number"),
 ])
 def test_config_errors(toml: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

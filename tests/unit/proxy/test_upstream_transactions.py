@@ -219,3 +219,43 @@ def test_an_answer_after_close_does_not_keep_its_transport() -> None:
     h.upstream.close()
     a = h.send(ir(b"A"))  # the proxy is shutting down while a request was being forwarded
     assert a.closed and a.ended == 1
+
+
+def test_a_silent_client_loses_its_connection_after_the_hold() -> None:
+    """An abandoned certConf: after ``hold`` seconds the connection is closed, so a CA
+    that serves one connection at a time (openssl's mock) can take the next client."""
+    h = Harness(answers(), hold=0.2)
+    a = h.send(ir(b"A"))
+    assert a.ended == 0
+    deadline = time.monotonic() + 10
+    while a.ended == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert a.ended == 1
+    assert h.send(ir(b"B")) is a  # free again
+    h.upstream.close()
+    assert a.closed
+
+
+def test_a_client_within_the_hold_keeps_its_connection() -> None:
+    h = Harness(answers(), hold=30)
+    a = h.send(ir(b"A"))
+    b = h.send(ir(b"B"))
+    assert h.send(cert_conf(b"A")) is a and h.send(cert_conf(b"B")) is b
+
+
+def test_transports_of_one_url_share_the_tls_context(caplog: pytest.LogCaptureFixture) -> None:
+    """Forked from the first: one TLS context (and session) per upstream, one warning for
+    verify=False; connections are each transport's own."""
+    from cmpclient.transport.http import HTTPTransport
+
+    url = "https://127.0.0.1:9/ejbca/publicweb/cmp/ra"
+    up = Upstream(lambda alias: url, verify=False)
+    with caplog.at_level("WARNING"):
+        first, second = up._new_transport(url), up._new_transport(url)
+    assert isinstance(second, HTTPTransport) and second is not first
+    assert second._endpoint is first._endpoint and second._endpoint.context is not None
+    assert second._idle is not first._idle and second._lock is not first._lock
+    assert sum("verification is OFF" in r.getMessage() for r in caplog.records) == 1
+    first.close()
+    assert not second._closed  # closing one does not close the other
+    up.close()
