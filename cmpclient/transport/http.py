@@ -442,7 +442,8 @@ class HTTPTransport:
     request then uses its own connection.  The idle connections are shared: a server that
     binds a transaction to its connection (openssl's mock) needs one transport per thread,
     as ``cmpclient bench`` does, because another thread may take the connection of a
-    transaction that is waiting for its certConf.
+    transaction that is waiting for its certConf; :meth:`fork` makes such a transport
+    without building the TLS context again.
     """
 
     def __init__(
