@@ -2,7 +2,8 @@
 
 For code that routes or frames messages without looking inside them -- the proxy keeping
 a transaction on its upstream connection, the TCP listener choosing a frame type: the
-transactionID, whether the header grants implicit confirmation, and the body's type.
+transactionID, whether the header grants implicit confirmation, the body's type and
+whether a certificate answer rejects every request.
 This walks the outer TLVs with :func:`cmpclient.asn1.codec.read_tlv`; it validates
 nothing (the full, strict decoder does that), and what it cannot find it reports as
 absent.
@@ -27,26 +28,34 @@ _TRANSACTION_ID = 0xA4  # PKIHeader transactionID [4] EXPLICIT OCTET STRING
 _GENERAL_INFO = 0xA8  # PKIHeader generalInfo [8] EXPLICIT SEQUENCE OF InfoTypeAndValue
 
 
+_CERT_REP_BODIES = frozenset({"ip", "cp", "kup", "ccp"})  # CertRepMessage
+
+
 class Peek(NamedTuple):
     transaction_id: bytes | None
     implicit_confirm: bool
     body_type: str | None
+    #: A CertRepMessage (ip, cp, kup, ccp) whose every CertResponse is a rejection.
+    rejected: bool = False
 
 
-def transaction_continues(body_type: str | None, implicit_confirm: bool) -> bool:
+def transaction_continues(body_type: str | None, implicit_confirm: bool, rejected: bool = False) -> bool:
     """Whether more messages of a transaction can follow an answer of ``body_type``:
-    certConf after a certificate answer without implicit confirmation, pollReq after
-    pollRep."""
+    certConf after a certificate answer without implicit confirmation (none follows an
+    answer that rejects every request: there is no certificate to confirm), pollReq
+    after pollRep."""
     if body_type == "pollRep":
         return True
-    return body_type in ("ip", "cp", "kup", "ccp", "krp") and not implicit_confirm
+    return body_type in ("ip", "cp", "kup", "ccp", "krp") and not implicit_confirm and not rejected
 
 
 def peek(der: bytes) -> Peek:
-    """transactionID, implicitConfirm and the body type of the PKIMessage ``der``."""
+    """transactionID, implicitConfirm, the body type and, for a certificate answer,
+    whether it rejects every request, of the PKIMessage ``der``."""
     tid: bytes | None = None
     implicit = False
     body: str | None = None
+    rejected = False
     try:
         tag, pos, end = read_tlv(der, 0)
         if tag != 0x30:
@@ -72,9 +81,39 @@ def peek(der: bytes) -> Peek:
             number = tag & 0x1F
             if tag & 0xE0 == 0xA0 and number < len(BODY_NAMES):
                 body = BODY_NAMES[number]
+                if body in _CERT_REP_BODIES:
+                    rejected = _all_rejected(der, read_tlv(der, header_end)[1])
     except DecodeError:
         pass
-    return Peek(tid, implicit, body)
+    return Peek(tid, implicit, body, rejected)
+
+
+def _all_rejected(der: bytes, pos: int) -> bool:
+    """CertRepMessage ::= SEQUENCE { caPubs [1] OPTIONAL, response SEQUENCE OF CertResponse }:
+    whether there is a response and every one has PKIStatus rejection (2)."""
+    tag, start, end = read_tlv(der, pos)
+    if tag != 0x30 or start >= end:
+        return False
+    tag, inner, after = read_tlv(der, start)
+    if tag == 0xA1:  # caPubs
+        if after >= end:
+            return False
+        tag, inner, after = read_tlv(der, after)
+    if tag != 0x30 or inner >= after:
+        return False
+    pos, seen = inner, 0
+    while pos < after:
+        _, response, next_pos = read_tlv(der, pos)  # CertResponse
+        _, _, status_pos = read_tlv(der, response)  # certReqId INTEGER
+        t, info, _ = read_tlv(der, status_pos)  # PKIStatusInfo
+        if t != 0x30:
+            return False
+        t, v, e = read_tlv(der, info)  # status INTEGER
+        if t != 0x02 or der[v:e] != b"\x02":
+            return False
+        seen += 1
+        pos = next_pos
+    return seen > 0
 
 
 def _grants_implicit_confirm(der: bytes, pos: int) -> bool:

@@ -7,6 +7,7 @@ Format (every key optional except where said; paths are relative to the file)::
     upstream_verify = true         # TLS: true (system CAs), a CA bundle path, or false (logged)
     upstream_hold = 10             # seconds an open transaction's upstream connection waits for
                                    # the client's next message (certConf, pollReq); then closed
+                                   # (keep it above the checkAfter of a CA that polls)
     listen = "127.0.0.1:8081"      # HTTP listener (the command line's --listen wins)
     tcp_listen = "127.0.0.1:8829"  # optional CMP-over-TCP listener (--tcp-listen wins)
     tcp_alias = "tcp"              # the alias whose rules and upstream TCP requests use
@@ -40,6 +41,7 @@ Secrets
 from __future__ import annotations
 
 import logging
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,7 +146,8 @@ def _check_upstream(url: Any, where: str) -> str:
 
 
 def _number(value: Any, where: str, *, integer: bool = False, allow_zero: bool = False) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)) \
+            or not math.isfinite(value):
         raise ConfigError(f"{where} must be a {'whole ' if integer else ''}number, got {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
         raise ConfigError(f"{where} must be {'at least' if allow_zero else 'greater than'} 0, got {value!r}")

@@ -72,10 +72,17 @@ def _unavailable(text: str) -> ProxyRefusal:
 class Proxy:
     """Validate per alias, forward to the upstream, return its answer unchanged."""
 
-    def __init__(self, config: ProxyConfig, send: Send, *, crl_cache: CRLCache | None = None) -> None:
+    def __init__(self, config: ProxyConfig, send: Send, *, crl_cache: CRLCache | None = None,
+                 on_close: Callable[[], None] | None = None) -> None:
         self.config = config
         self._send = send
         self.crl_cache = crl_cache or CRLCache()
+        self._on_close = on_close
+
+    def close(self) -> None:
+        """Release what forwarding holds (the production upstream's connections and thread)."""
+        if self._on_close is not None:
+            self._on_close()
 
     # -- what the adapters call -------------------------------------------------------------
     def alias_exists(self, alias: str) -> bool:

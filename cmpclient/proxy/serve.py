@@ -87,6 +87,11 @@ class ProxyServer(ThreadedFront):
         self.ready_timeout = ready_timeout
         return super().start()  # type: ignore[no-any-return]
 
+    def stop(self) -> None:
+        """Stop listening, then close the proxy's upstream connections."""
+        super().stop()
+        self.proxy.close()
+
     def describe(self) -> str:
         lines = [f"{LISTEN_LINE_PREFIX}{self.base_url}"]
         if self.tcp_url:
@@ -111,4 +116,4 @@ def open_proxy(config: Any, **kw: Any) -> Proxy:
         return policy.upstream
 
     upstream = Upstream(resolve, timeout=config.upstream_timeout, verify=config.upstream_verify, hold=config.upstream_hold)
-    return Proxy(config, upstream.send, **kw)
+    return Proxy(config, upstream.send, on_close=upstream.close, **kw)

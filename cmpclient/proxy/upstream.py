@@ -42,7 +42,8 @@ class Upstream:
     or the pollReq after a pollRep -- goes on the connection that carried the ir, and no
     other transaction uses that connection meanwhile. The request's transactionID finds
     it; the answer says whether the transaction goes on
-    (:func:`cmpclient.message.peek.transaction_continues`). When it ends, the connection
+    (:func:`cmpclient.message.peek.transaction_continues`: not after a pkiConf, an error, an
+    implicitly confirmed answer or one that rejects every request). When it ends, the connection
     is closed (:func:`cmpclient.transport.end_transaction`) and the transport goes back to
     a free list for the next transaction. A transaction whose client stays silent longer
     than ``hold`` seconds (an abandoned certConf) loses its connection, so such a CA can
@@ -62,27 +63,30 @@ class Upstream:
         # (url, transactionID) -> (transport, deadline), oldest first (all holds are equal).
         self._open: OrderedDict[tuple[str, bytes], tuple[Any, float]] = OrderedDict()
         self._lock = threading.Lock()
+        self._creating = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._janitor: threading.Thread | None = None
         self._closed = False
 
     def _new_transport(self, url: str) -> Any:
-        with self._lock:
-            first = self._first.get(url)
-        if first is not None and hasattr(first, "fork"):
-            return first.fork()  # same TLS context and session: no new context, resumed handshakes
-        from cmpclient.transport import open_transport
+        with self._creating:  # one first transport per URL, even when two requests come at once
+            with self._lock:
+                first = self._first.get(url)
+            if first is not None and hasattr(first, "fork"):
+                return first.fork()  # same TLS context and session: no new context, resumed handshakes
+            from cmpclient.transport import open_transport
 
-        opts: dict[str, Any] = {"timeout": self._timeout}
-        if url.lower().startswith("https://"):
-            opts["verify"] = self._verify
-        if url.lower().startswith(("http://", "https://")):
-            # The proxy forwards directly: HTTP(S)_PROXY would make it one more hop.
-            opts["trust_env"] = False
-        transport = open_transport(url, **opts)
-        with self._lock:
-            self._first.setdefault(url, transport)
-        return transport
+            opts: dict[str, Any] = {"timeout": self._timeout}
+            if url.lower().startswith("https://"):
+                opts["verify"] = self._verify
+            if url.lower().startswith(("http://", "https://")):
+                # The proxy forwards directly: HTTP(S)_PROXY would make it one more hop.
+                opts["trust_env"] = False
+            transport = open_transport(url, **opts)
+            with self._lock:
+                if not self._closed:
+                    self._first.setdefault(url, transport)
+            return transport
 
     def _take(self, url: str, tid: bytes | None) -> Any:
         """The transport of transaction ``tid`` if it is open, else a free one or a new one."""
@@ -119,7 +123,7 @@ class Upstream:
                     (old_url, _), (old, _) = self._open.popitem(last=False)
                     let_go.append((old_url, old))
                     log.info("upstream %s: letting go of the connection of the oldest open transaction "
-                             "(more than %d wait for their client)", url, self._max_open)
+                             "(more than %d wait for their client)", old_url, self._max_open)
                 if self._janitor is None:
                     self._janitor = threading.Thread(target=self._expire, name="cmpclient-proxy-upstream-hold",
                                                      daemon=True)
@@ -144,12 +148,15 @@ class Upstream:
                     expired.append((key[0], transport))
                 if not expired:
                     wait = next(iter(self._open.values()))[1] - now if self._open else None
-                    self._changed.wait(wait)
+                    self._changed.wait(None if wait is None else min(wait, threading.TIMEOUT_MAX))
                     continue
             for url, transport in expired:
                 log.info("upstream %s: a transaction waited more than %g s for its client; its connection is closed",
                          url, self._hold)
-                self._finish(url, transport)
+                try:
+                    self._finish(url, transport)
+                except Exception:  # the janitor must outlive one bad transport
+                    log.exception("upstream %s: closing an expired transaction's connection failed", url)
 
     def send(self, alias: str, der: bytes) -> bytes:
         from cmpclient.message.peek import peek, transaction_continues
@@ -163,7 +170,7 @@ class Upstream:
             self._finish(url, transport)
             raise
         rsp = peek(answer)
-        if tid and transaction_continues(rsp.body_type, rsp.implicit_confirm):
+        if tid and transaction_continues(rsp.body_type, rsp.implicit_confirm, rsp.rejected):
             self._keep(url, tid, transport)
         else:
             self._finish(url, transport)

@@ -49,7 +49,17 @@ class RunningProxy:
         self.upstream = Upstream(lambda a: self.config.policy(a).upstream, timeout=30, hold=self.config.upstream_hold)
         self.seen: list[tuple[str, bytes, bytes]] = []
         self.forwarding = 0  # requests waiting for the upstream's answer now
+        self.transports_made = 0
         self._lock = threading.Lock()
+        make = self.upstream._new_transport
+
+        def counted(url: str) -> Any:
+            transport = make(url)
+            with self._lock:
+                self.transports_made += 1
+            return transport
+
+        self.upstream._new_transport = counted  # type: ignore[method-assign]
         self.server = ProxyServer(Proxy(self.config, self._send), host="127.0.0.1", port=0).start()
 
     def _send(self, alias: str, der: bytes) -> bytes:
@@ -296,7 +306,9 @@ def test_a_transaction_keeps_its_connection_while_another_client_comes(running_p
             b = pool.submit(run_openssl_client, cmd="ir", newkey=pki.rsp_key("ec"), subject="/CN=second",
                             certout=tmp_path / "b.pem", timeout=60, server=proxy.url("mock"), ref=PBM_REF,
                             secret=f"env:{PBM_SECRET_ENV}", trusted=pki.trusted, env=ENV)
-            _wait_for(lambda: proxy.forwarding >= 1, 30, "B's ir to reach the upstream")
+            # B's ir is on its way upstream on a connection of its own (a second transport),
+            # which the mock does not serve while A's transaction holds the first.
+            _wait_for(lambda: proxy.forwarding >= 1 and proxy.transports_made >= 2, 30, "B's ir to reach the upstream")
             assert confirm(cfg, held.confirm_state).body_type == "pkiconf"
             res = b.result(timeout=60)
     finally:
@@ -324,6 +336,23 @@ def test_an_abandoned_transaction_lets_go_of_the_mock_after_upstream_hold(runnin
                              trusted=pki.trusted, env=ENV)
     assert res.returncode == 0 and "received PKICONF" in res.output, res.describe() + mock_server_pbm.describe()
     assert time.monotonic() - started < 20  # well before the 30 s upstream timeout
+
+
+def test_a_rejected_request_lets_go_of_the_mock_at_once(running_proxy, openssl_mock, pki, tmp_path: Path) -> None:
+    """The mock rejects every ir (and keeps the transaction open, waiting on its
+    connection); openssl's client sends no certConf after a rejection. The proxy closes
+    that connection at once, so the next client is served without waiting upstream_hold."""
+    mock = openssl_mock(srv_ref=PBM_REF, srv_secret=f"env:{PBM_SECRET_ENV}", rsp_cert=pki.rsp_cert("ec"),
+                        pkistatus=2, failure=9, statusstring="no POP")
+    proxy = _mock_proxy(running_proxy, mock, hold=30)
+    common = dict(server=proxy.url("mock"), ref=PBM_REF, secret=f"env:{PBM_SECRET_ENV}", trusted=pki.trusted, env=ENV,
+                  newkey=pki.rsp_key("ec"), timeout=60)
+    started = time.monotonic()
+    for i in range(2):
+        res = run_openssl_client(cmd="ir", subject=f"/CN=rejected-{i}", certout=tmp_path / f"r{i}.pem", **common)
+        assert res.returncode != 0 and "rejection" in res.output and "badPOP" in res.output, res.describe()
+    assert time.monotonic() - started < 15  # not held for the 30 s upstream_hold
+    assert [parse_body(d) for _, d, _ in proxy.seen] == ["ir", "ir"]
 
 
 def test_concurrent_openssl_transactions_via_proxy_to_openssl_mock(running_proxy, mock_server_pbm, pki, tmp_path: Path) -> None:

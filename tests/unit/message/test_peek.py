@@ -66,8 +66,52 @@ def test_never_raises(data: bytes) -> None:
     assert isinstance(peek(data), Peek)
 
 
-@given(st.integers(min_value=0, max_value=len(cmp.BODY_NAMES) - 1), st.booleans())
-def test_continues_only_after_certificate_answers_and_pollrep(index: int, implicit: bool) -> None:
+@given(st.integers(min_value=0, max_value=len(cmp.BODY_NAMES) - 1), st.booleans(), st.booleans())
+def test_continues_only_after_certificate_answers_and_pollrep(index: int, implicit: bool, rejected: bool) -> None:
     name = cmp.BODY_NAMES[index]
-    expected = name == "pollRep" or (name in ("ip", "cp", "kup", "ccp", "krp") and not implicit)
-    assert transaction_continues(name, implicit) is expected
+    expected = name == "pollRep" or (name in ("ip", "cp", "kup", "ccp", "krp") and not implicit and not rejected)
+    assert transaction_continues(name, implicit, rejected) is expected
+
+
+
+@pytest.mark.parametrize("statuses, ca_pubs, rejected", [
+    (["rejection"], False, True),
+    (["rejection", "rejection"], True, True),  # with caPubs in front
+    (["rejection", "accepted"], False, False),
+    (["accepted"], False, False),
+    (["waiting"], False, False),
+    ([], False, False),  # no response at all: nothing was rejected
+])
+def test_rejected_when_every_certificate_response_is_a_rejection(statuses: list[str], ca_pubs: bool,
+                                                                 rejected: bool) -> None:
+    from cmpclient.message.parse import CertRepContent
+
+    responses = [B.cert_response(i, status, fail_info=["badPOP"] if status == "rejection" else (),
+                                 texts=["no"] if status == "rejection" else ()) for i, status in enumerate(statuses)]
+    pubs = [_a_certificate_der()] if ca_pubs else []
+    for kind in ("ip", "cp", "kup", "ccp"):
+        der = _message(BASE.transaction_id(b"r"), B.cert_rep_body(kind, responses, ca_pubs=pubs))
+        content = parse_message(der).content
+        assert isinstance(content, CertRepContent) and len(content.responses) == len(statuses)
+        assert peek(der) == Peek(b"r", False, kind, rejected)
+
+
+def test_an_error_body_is_not_a_rejected_certificate_answer() -> None:
+    assert peek(_message(BASE, B.error_body(fail_info=["badRequest"]))).rejected is False
+
+
+def _a_certificate_der() -> bytes:
+    from pathlib import Path
+
+    from cmpclient.keys import load_certificates
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    pem = sorted((Path(__file__).resolve().parents[3] / "fixtures").rglob("*.pem"))
+    for path in pem:
+        try:
+            certs = load_certificates(path)
+        except Exception:  # noqa: BLE001 - keys and other PEM files
+            continue
+        if certs:
+            return certs[0].public_bytes(Encoding.DER)
+    raise AssertionError("no certificate under fixtures/")

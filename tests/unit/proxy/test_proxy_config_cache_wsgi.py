@@ -51,7 +51,18 @@ def test_open_proxy_gives_the_upstream_its_hold() -> None:
     from cmpclient.proxy.serve import open_proxy
 
     proxy = open_proxy(config('upstream = "http://x"\nupstream_hold = 3'))
-    assert proxy._send.__self__._hold == 3.0  # type: ignore[attr-defined]
+    upstream = proxy._send.__self__  # type: ignore[attr-defined]
+    assert upstream._hold == 3.0
+    proxy.close()
+    assert upstream._closed
+
+
+def test_stopping_the_server_closes_the_upstream() -> None:
+    from cmpclient.proxy.serve import ProxyServer, open_proxy
+
+    proxy = open_proxy(config('upstream = "http://x"'))
+    ProxyServer(proxy, host="127.0.0.1", port=0).start().stop()
+    assert proxy._send.__self__._closed  # type: ignore[attr-defined]
 
 
 def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
@@ -73,6 +84,8 @@ def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     ('upstream = "http://x"\nupstream_timeout = 0', "greater than 0"),
     ('upstream = "http://x"\nupstream_hold = -1', "upstream_hold must be greater than 0"),
     ('upstream = "http://x"\nupstream_hold = "10"', "upstream_hold must be a number"),
+    ('upstream = "http://x"\nupstream_hold = inf', "upstream_hold must be a number"),
+    ('upstream = "http://x"\nupstream_timeout = nan', "upstream_timeout must be a number"),
 ])
 def test_config_errors(toml: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -243,19 +243,74 @@ def test_a_client_within_the_hold_keeps_its_connection() -> None:
     assert h.send(cert_conf(b"A")) is a and h.send(cert_conf(b"B")) is b
 
 
-def test_transports_of_one_url_share_the_tls_context(caplog: pytest.LogCaptureFixture) -> None:
+def test_transports_of_one_url_share_the_tls_context() -> None:
     """Forked from the first: one TLS context (and session) per upstream, one warning for
     verify=False; connections are each transport's own."""
+    import logging
+
     from cmpclient.transport.http import HTTPTransport
 
+    class Records(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    # Our own handler on the module's logger: the CLI's logging set-up (run in-process by
+    # other tests) stops propagation at "cmpclient", out of caplog's reach.
+    records, logger = Records(), logging.getLogger("cmpclient.transport")
+    logger.addHandler(records)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
     url = "https://127.0.0.1:9/ejbca/publicweb/cmp/ra"
     up = Upstream(lambda alias: url, verify=False)
-    with caplog.at_level("WARNING"):
+    try:
         first, second = up._new_transport(url), up._new_transport(url)
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(level)
     assert isinstance(second, HTTPTransport) and second is not first
     assert second._endpoint is first._endpoint and second._endpoint.context is not None
     assert second._idle is not first._idle and second._lock is not first._lock
-    assert sum("verification is OFF" in r.getMessage() for r in caplog.records) == 1
+    assert sum("verification is OFF" in r.getMessage() for r in records.records) == 1
     first.close()
     assert not second._closed  # closing one does not close the other
     up.close()
+
+
+def test_a_rejected_request_ends_the_transaction_at_once() -> None:
+    """No certConf follows an ip that rejects every request (openssl's client sends none):
+    the connection is closed at once instead of holding the CA for upstream_hold."""
+    def answer_for(der: bytes) -> bytes:
+        from cmpclient.message.peek import peek
+
+        tid = peek(der).transaction_id
+        assert tid is not None
+        return message(tid, B.cert_rep_body("ip", [B.cert_response(0, "rejection", fail_info=["badPOP"])]))
+
+    h = Harness(answer_for, hold=60)
+    a = h.send(ir(b"A"))
+    assert a.ended == 1
+    assert h.send(ir(b"B")) is a
+
+
+def test_the_janitor_outlives_a_transport_that_fails_to_close() -> None:
+    h = Harness(answers(), hold=0.05)
+    a = h.send(ir(b"A"))
+
+    def broken() -> None:
+        a.ended += 1
+        raise OSError("close failed")
+
+    a.end_transaction = broken  # type: ignore[method-assign]
+    deadline = time.monotonic() + 10
+    while a.ended == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert a.ended == 1
+    b = h.send(ir(b"B"))  # a new transport (A's could not be handed back)
+    while b.ended == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert b is not a and b.ended == 1  # still expired by the same janitor
+    h.upstream.close()
