@@ -227,21 +227,10 @@ def cert_revoke(config: Path | None, data_dir: Path | None, serial: str, reason:
 
 # --------------------------------------------------------------------------- admin
 
-REVOCATION_REASONS = {
-    "unspecified": 0,
-    "keyCompromise": 1,
-    "cACompromise": 2,
-    "affiliationChanged": 3,
-    "superseded": 4,
-    "cessationOfOperation": 5,
-    "certificateHold": 6,
-    "removeFromCRL": 8,
-    "privilegeWithdrawn": 9,
-    "aACompromise": 10,
-}
-
 
 def _reason_code(reason: str) -> int:
+    from cmpclient.message.body import CRL_REASONS as REVOCATION_REASONS
+
     if reason.isdigit() and int(reason) in REVOCATION_REASONS.values():
         return int(reason)
     for name, code in REVOCATION_REASONS.items():
@@ -253,6 +242,8 @@ def _reason_code(reason: str) -> int:
 
 
 def _reason_name(code: int | None) -> str | None:
+    from cmpclient.message.body import CRL_REASONS as REVOCATION_REASONS
+
     if code is None:
         return None
     return next((n for n, c in REVOCATION_REASONS.items() if c == code), str(code))
