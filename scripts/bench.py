@@ -42,7 +42,7 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "interop"))
 
-from openssl_peer import PKI, OpenSSLMockServer, free_port  # noqa: E402
+from openssl_peer import PKI, OpenSSLMockServer  # noqa: E402
 
 BIN = Path(sys.executable).parent
 CMPCLIENT = str(BIN / "cmpclient") if (BIN / "cmpclient").exists() else None
@@ -99,28 +99,32 @@ class Serve:
     """``cmpclient serve`` as a subprocess on a free port."""
 
     def __init__(self, data_dir: Path, workers: int = 2):
-        self.proc = subprocess.Popen(
-            cmpclient_argv("serve", "--data-dir", str(data_dir), "--port", "0", "--workers", str(workers)),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, start_new_session=True,
-        )
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = data_dir.parent / "serve.out"
+        with open(self.log, "wb") as out:  # a file, not a pipe: nothing can block the server
+            self.proc = subprocess.Popen(
+                cmpclient_argv("serve", "--data-dir", str(data_dir), "--port", "0", "--workers", str(workers)),
+                stdout=out, stderr=subprocess.STDOUT, env=ENV, start_new_session=True,
+            )
         deadline = time.monotonic() + 90
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            m = re.search(r"listening on (http://\S+)", line)
+        while True:  # bounded: a silent, hung server cannot stall the bench
+            m = re.search(r"listening on (http://\S+)", self.log.read_text(errors="replace"))
             if m:
                 self.base = m.group(1)
                 break
+            if self.proc.poll() is not None:
+                raise SystemExit(f"serve exited ({self.proc.returncode}): {self.log.read_text(errors='replace')[-2000:]}")
             if time.monotonic() > deadline:
-                raise SystemExit("serve did not start")
-        else:
-            raise SystemExit("serve exited: " + str(self.proc.poll()))
+                self.stop()
+                raise SystemExit("serve did not start within 90 s")
+            time.sleep(0.05)
         self.data_dir = data_dir
 
     def url(self, alias: str = "ra") -> str:
         return f"{self.base}/ejbca/publicweb/cmp/{alias}"
 
     def worker_pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, timeout=30).stdout.split()
         return [int(p) for p in out] or [self.proc.pid]
 
     def stop(self) -> None:
@@ -169,7 +173,7 @@ def p1_cold_crmf(serve: Serve, work: Path, runs: int) -> Result:
     ours, theirs = [], []
     key = work / "p1-key.pem"
     subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key)],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, timeout=60)
     for i in range(runs):
         ours.append(timed(cmpclient_argv(
             "crmf", "--url", serve.url(), "--authparam", f"env:{SECRET_ENV}", "--keyid", "bench",
@@ -343,7 +347,7 @@ def main() -> int:
     # An installed package has byte-compiled modules; an editable checkout run with
     # PYTHONDONTWRITEBYTECODE (set on this machine) recompiles ~40 modules on every cold
     # start (~150 ms).  Measure what users run: compile once, explicitly.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "cmpclient")], check=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "cmpclient")], check=True, timeout=300)
     runs = 5 if args.quick else 15
     reps = 1 if args.quick else args.reps
     count = 40 if args.quick else 400

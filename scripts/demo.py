@@ -11,13 +11,14 @@ Options: ``--keep`` leaves the data directory and the enrolled files in place.
 from __future__ import annotations
 
 import os
+import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,17 +35,31 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
         [*cmpclient(), "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", "0", "--workers", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    deadline = time.monotonic() + 60
-    assert proc.stdout is not None
-    for line in proc.stdout:  # the server prints its summary, then the listening line
-        print("  serve | " + line.rstrip())
-        match = re.search(r"listening on (http://\S+)", line)
-        if match:
-            return proc, match.group(1)
-        if time.monotonic() > deadline:
-            break
-    proc.kill()
-    raise SystemExit("cmpclient serve did not start")
+    # A thread reads the server's output (and keeps draining it, so the pipe never fills);
+    # the wait for the listening line is bounded even if the server hangs without a word.
+    found: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        listening = False
+        for line in proc.stdout:  # the server prints its summary, then the listening line
+            if not listening:
+                print("  serve | " + line.rstrip(), flush=True)
+                match = re.search(r"listening on (http://\S+)", line)
+                if match:
+                    listening = True
+                    found.put(match.group(1))
+        found.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        base = found.get(timeout=60)
+    except queue.Empty:
+        base = None
+    if base is None:
+        proc.kill()
+        raise SystemExit("cmpclient serve did not start")
+    return proc, base
 
 
 def main() -> int:

@@ -2,6 +2,7 @@
 
 * ``repo_root``        -> Path of the repository
 * ``pki_dir``          -> ``fixtures/pki`` (made by ``scripts/make_fixtures.py``; see fixtures/README.md)
+* ``closed_port``      -> a 127.0.0.1 port nothing listens on (bound, then released)
 * ``vector_manifest``  -> parsed ``tests/vectors/manifest.json`` (openssl-made CMP messages;
                           see tests/vectors/README.md). Paths inside are relative to ``repo_root``.
 
@@ -32,3 +33,12 @@ def pki_dir() -> Path:
 @pytest.fixture(scope="session")
 def vector_manifest() -> dict:
     return json.loads((REPO_ROOT / "tests" / "vectors" / "manifest.json").read_text())
+
+
+@pytest.fixture
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -37,7 +37,9 @@ PROFILE_ENV = "CMPCLIENT_PROFILE"
 ENV_PREFIX = "CMPCLIENT_"
 
 #: Parameter names whose values are secret sources (redacted by --show-config).
-SECRET_PARAMS = frozenset({"authparam", "keystorepwd", "keypass", "newkeypass", "p12pwd", "tls_keypass"})
+#: Parameters holding secret sources, redacted by --show-config; ``options.opt(secret=True)``
+#: adds every secret option to it (these are there from the start).
+SECRET_PARAMS: set[str] = {"authparam", "keystorepwd", "keypass", "newkeypass", "p12pwd"}
 
 
 def envvar_for(name: str) -> str:
@@ -148,6 +150,10 @@ def show_config(ctx: click.Context) -> list[dict[str, Any]]:
         value = ctx.params.get(name)
         if name in SECRET_PARAMS and value is not None:
             value = redact(value)
+        elif name == "url" and isinstance(value, str):
+            from cmpclient.transport import redact_url
+
+            value = redact_url(value)
         if isinstance(value, tuple):
             value = list(value)
         rows.append({"name": name, "value": value, "origin": origin_of(ctx, name)})

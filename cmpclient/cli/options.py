@@ -36,8 +36,8 @@ from typing import Any, Callable, Sequence
 
 import click
 
-from cmpclient.cli.config import envvar_for
-from cmpclient.cli.secrets import read_secret
+from cmpclient.cli.config import SECRET_PARAMS, envvar_for
+from cmpclient.cli.secrets import read_secret, refuse_url_password
 from cmpclient.errors import ConfigError, UsageError
 
 log = logging.getLogger("cmpclient.cli")
@@ -53,6 +53,7 @@ def opt(*decls: str, name: str, secret: bool = False, **kw: Any) -> Decorator:
     kw.setdefault("envvar", envvar_for(name))
     kw.setdefault("show_envvar", True)
     if secret:
+        SECRET_PARAMS.add(name)
         kw.setdefault("metavar", "SOURCE")
         kw["help"] = (kw.get("help", "") + " SOURCE: env:VAR, file:PATH, fd:N or stdin (never the secret itself).").strip()
     return click.option(*decls, name, **kw)
@@ -86,7 +87,8 @@ common_options = _group([
 
 server_options = _group([
     opt("--url", "--server", name="url", metavar="URL",
-        help="CMP server: http://, https:// or tcp://host:port. Without it --host/--port/--alias build the EJBCA URL."),
+        help="CMP server: http://, https:// or tcp://host:port. Without it --host/--port/--alias build the EJBCA URL. "
+        "A user:password@ in it (HTTP Basic auth) is a secret: only from CMPCLIENT_URL or a profile, never on the command line."),
     opt("--host", name="host", help="EJBCA host (used when --url is not given)."),
     opt("--port", name="port", type=int, help=f"EJBCA HTTP port (default {DEFAULT_EJBCA_PORT})."),
     opt("--alias", name="alias", help="EJBCA CMP alias: path /ejbca/publicweb/cmp/<alias>."),
@@ -257,6 +259,7 @@ def open_client_transport(params: dict[str, Any]) -> Any:
     from cmpclient.transport import open_transport
 
     url = server_url(params)
+    refuse_url_password(params.get("url"), "--url", "url", allow_literal=bool(params.get("allow_literal_secrets")))
     inner = None
     if url:
         opts: dict[str, Any] = {"timeout": float(params.get("timeout") or 30.0)}
@@ -265,6 +268,9 @@ def open_client_transport(params: dict[str, Any]) -> Any:
                 opts["headers"] = {"Connection": "close"}
             if params.get("tls_insecure"):
                 opts["verify"] = False
+                if not logging.getLogger("cmpclient.transport").isEnabledFor(logging.WARNING):
+                    # -q hides the transport's warning; switching verification off is never silent.
+                    click.echo("warning: TLS server certificate verification is OFF (--tls-insecure)", err=True)
             elif params.get("tls_ca"):
                 opts["verify"] = str(params["tls_ca"])
             if params.get("tls_cert") or params.get("tls_key"):

@@ -28,7 +28,8 @@ def _read_secret(source: str, what: str) -> bytes:
               help=f"HTTP address to listen on (port 0 picks a free one). [default: the config's listen, else {DEFAULT_LISTEN}]")
 @click.option("--upstream", metavar="URL", default=None,
               help="Default upstream: every alias not in --config goes there, unchecked. A URL ending in '/' "
-              "gets the alias appended (http://ca:8080/ejbca/publicweb/cmp/ + ra); otherwise all aliases go to the URL as is.")
+              "gets the alias appended (http://ca:8080/ejbca/publicweb/cmp/ + ra); otherwise all aliases go to the URL as is. "
+              "A user:password@ in it is refused here (argv is public): put such an upstream in --config.")
 @click.option("--config", "config_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Proxy configuration (TOML): per alias upstream, mac_keys, issuer_chain, crl; see the README.")
 @click.option("--tcp-listen", metavar="HOST:PORT", default=None, help="Also accept CMP over TCP here (requests use alias tcp_alias).")
@@ -47,6 +48,7 @@ def proxy(listen: str | None, upstream: str | None, config_path: Path | None, tc
     Prints 'cmpclient proxy: listening on http://HOST:PORT' once it accepts connections;
     stops on SIGTERM or Ctrl-C. MAC secrets are sources (env:VAR, file:PATH), never literals.
     """
+    from cmpclient.cli.secrets import refuse_url_password
     from cmpclient.errors import CMPClientError
     from cmpclient.proxy.config import load_config
     from cmpclient.proxy.serve import ProxyServer, open_proxy, split_host_port
@@ -56,6 +58,7 @@ def proxy(listen: str | None, upstream: str | None, config_path: Path | None, tc
     if config_path is None and upstream is None:
         raise click.UsageError("give --upstream URL, --config FILE, or both")
     try:
+        refuse_url_password(upstream, "--upstream", "upstream")
         config = load_config(config_path, read_secret=_read_secret, upstream=upstream)
     except CMPClientError as exc:
         err = click.ClickException(exc.diagnostics())

@@ -49,6 +49,43 @@ def literal_allowed(flag: bool = False) -> bool:
     return flag or os.environ.get(ALLOW_LITERAL_ENV, "") in ("1", "true", "yes")
 
 
+def refuse_url_password(url: str | None, option: str, param: str, *, allow_literal: bool = False) -> None:
+    """A password in a URL (``http://user:password@host/``, sent as HTTP Basic auth) is a
+    secret: refused when ``param`` was given on the command line, where every user of the
+    machine can read it, unless literal secrets are allowed (tests). From the environment
+    (``CMPCLIENT_URL``) or a profile it is accepted; it is never shown (``***``)."""
+    from urllib.parse import urlsplit
+
+    if not url or "@" not in url:
+        return
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return  # the transport reports the malformed URL
+    if password is None or literal_allowed(allow_literal) or not _on_command_line(param):
+        return
+    from cmpclient.transport import redact_url
+
+    raise SecretSourceError(
+        f"{option}: a password in the URL ({redact_url(url)}) is refused on the command line: "
+        "argv is visible to every user of this machine",
+        hint="give the URL in the environment (CMPCLIENT_URL) or in a profile (--config), "
+        f"or set {ALLOW_LITERAL_ENV}=1 for tests",
+    )
+
+
+def _on_command_line(param: str) -> bool:
+    import click
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if param in ctx.params:
+            return ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE
+        ctx = ctx.parent
+    return False
+
+
 def is_secret_source(spec: str) -> bool:
     return spec == "stdin" or spec.startswith(SOURCE_KINDS)
 

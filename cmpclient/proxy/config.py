@@ -49,6 +49,7 @@ from typing import Any, Callable, Mapping
 
 from cmpclient.errors import ConfigError
 from cmpclient.proxy.upstream import DEFAULT_HOLD
+from cmpclient.transport import redact_url
 
 __all__ = [
     "AliasPolicy",
@@ -141,7 +142,7 @@ def upstream_for(default: str, alias: str) -> str:
 
 def _check_upstream(url: Any, where: str) -> str:
     if not isinstance(url, str) or not url.lower().startswith(_UPSTREAM_SCHEMES):
-        raise ConfigError(f"{where}: upstream must be an http://, https:// or tcp:// URL, got {url!r}")
+        raise ConfigError(f"{where}: upstream must be an http://, https:// or tcp:// URL, got {redact_url(url) if isinstance(url, str) else url!r}")
     return url
 
 

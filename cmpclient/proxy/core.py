@@ -41,6 +41,7 @@ from cmpclient.asn1 import oids
 from cmpclient.errors import CMPClientError, DecodeError, ExitCode, HTTPStatusError, ProtectionError, TransportError, TransportTimeout
 from cmpclient.proxy.config import AliasPolicy, ProxyConfig, load_issuer_chain
 from cmpclient.proxy.revocation import CRLCache, check_revocation
+from cmpclient.transport import redact_url
 
 __all__ = ["Proxy", "ProxyRefusal", "CMP_CONTENT_TYPE", "TEXT_CONTENT_TYPE", "Send"]
 
@@ -110,19 +111,19 @@ class Proxy:
         try:
             answer = self._send(alias, der)
         except TransportTimeout as exc:
-            log.warning("alias %s: upstream %s timed out: %s", alias, policy.upstream, exc.message)
+            log.warning("alias %s: upstream %s timed out: %s", alias, redact_url(policy.upstream), exc.message)
             return 200, error_answer(msg, "systemUnavail", f"the CA did not answer in time ({exc.message})"), CMP_CONTENT_TYPE
         except HTTPStatusError as exc:
             if exc.status is not None and exc.status != 200:
                 # The upstream's own answer (404 unknown alias, 400, 503 ...), passed on unchanged.
                 return exc.status, exc.body, exc.content_type or TEXT_CONTENT_TYPE
-            log.error("alias %s: upstream %s answered no CMP message: %s", alias, policy.upstream, exc.message)
+            log.error("alias %s: upstream %s answered no CMP message: %s", alias, redact_url(policy.upstream), exc.message)
             return 500, b"the CA sent no CMP answer\n", TEXT_CONTENT_TYPE
         except TransportError as exc:
-            log.error("alias %s: no answer from upstream %s: %s", alias, policy.upstream, exc.message)
+            log.error("alias %s: no answer from upstream %s: %s", alias, redact_url(policy.upstream), exc.message)
             return 500, b"no answer from the CA\n", TEXT_CONTENT_TYPE
         except Exception:
-            log.exception("alias %s: forwarding to %s failed", alias, policy.upstream)
+            log.exception("alias %s: forwarding to %s failed", alias, redact_url(policy.upstream))
             return 500, b"no answer from the CA\n", TEXT_CONTENT_TYPE
         return 200, answer, CMP_CONTENT_TYPE
 

@@ -97,10 +97,12 @@ class ProxyServer(ThreadedFront):
         if self.tcp_url:
             lines.append(f"cmpclient proxy: CMP over TCP on {self.tcp_url} (alias {self.proxy.config.tcp_alias})")
         config = self.proxy.config
+        from cmpclient.transport import redact_url
+
         for name, policy in sorted(config.aliases.items()):
-            lines.append(f"cmpclient proxy: alias {name} -> {policy.upstream} ({policy.describe()})")
+            lines.append(f"cmpclient proxy: alias {name} -> {redact_url(policy.upstream)} ({policy.describe()})")
         if config.default_upstream:
-            lines.append(f"cmpclient proxy: other aliases -> {config.default_upstream}"
+            lines.append(f"cmpclient proxy: other aliases -> {redact_url(config.default_upstream)}"
                          f"{'<alias>' if config.default_upstream.endswith('/') else ''} (no checks)")
         return "\n".join(lines)
 

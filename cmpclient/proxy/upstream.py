@@ -19,6 +19,8 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable
 
+from cmpclient.transport import redact_url
+
 __all__ = ["Upstream", "fetch_url", "MAX_CRL_SIZE", "DEFAULT_HOLD"]
 
 log = logging.getLogger("cmpclient.proxy")
@@ -123,7 +125,7 @@ class Upstream:
                     (old_url, _), (old, _) = self._open.popitem(last=False)
                     let_go.append((old_url, old))
                     log.info("upstream %s: letting go of the connection of the oldest open transaction "
-                             "(more than %d wait for their client)", old_url, self._max_open)
+                             "(more than %d wait for their client)", redact_url(old_url), self._max_open)
                 if self._janitor is None:
                     self._janitor = threading.Thread(target=self._expire, name="cmpclient-proxy-upstream-hold",
                                                      daemon=True)
@@ -152,11 +154,11 @@ class Upstream:
                     continue
             for url, transport in expired:
                 log.info("upstream %s: a transaction waited more than %g s for its client; its connection is closed",
-                         url, self._hold)
+                         redact_url(url), self._hold)
                 try:
                     self._finish(url, transport)
                 except Exception:  # the janitor must outlive one bad transport
-                    log.exception("upstream %s: closing an expired transaction's connection failed", url)
+                    log.exception("upstream %s: closing an expired transaction's connection failed", redact_url(url))
 
     def send(self, alias: str, der: bytes) -> bytes:
         from cmpclient.message.peek import peek, transaction_continues

@@ -77,7 +77,10 @@ class TestCA:
             if config_path is None:
                 config_path = data_dir / CONFIG_FILE
                 if not config_path.exists():
-                    config_path.write_text(DEFAULT_CONFIG_TOML, encoding="utf-8")
+                    from cmpclient.keys.load import atomic_write
+
+                    # It holds the HMAC secrets and end entity passwords: 0600, like the keys.
+                    atomic_write(config_path, DEFAULT_CONFIG_TOML.encode("utf-8"))
             config = load_config(config_path)
             return cls._open_locked(config, data_dir, Path(config_path))
 

@@ -167,6 +167,10 @@ class Store:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
+        # End entity passwords are stored here (HMAC client mode needs them in clear text):
+        # the file is created 0600 whatever the umask; SQLite gives its -wal and -shm files
+        # the database file's permissions.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         self._conn().executescript(SCHEMA)
 
     # --- connections -----------------------------------------------------------------

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cmpclient.transport.http import HTTPTransport
     from cmpclient.transport.tcp import TCPTransport
 
-__all__ = ["Transport", "open_transport"]
+__all__ = ["Transport", "open_transport", "end_transaction", "redact_url"]
 
 
 @runtime_checkable
@@ -34,6 +34,17 @@ class Transport(Protocol):
     def close(self) -> None:
         """Release connections; the transport is not used afterwards."""
         ...
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its userinfo (``user:password@host``) replaced by ``***``,
+    for messages, logs and ``--show-config``."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
 
 
 def end_transaction(transport: Any) -> None:

@@ -50,6 +50,7 @@ from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit
 
 from cmpclient.errors import HTTPStatusError, TransportError, TransportTimeout, UsageError
+from cmpclient.transport import redact_url
 
 __all__ = ["HTTPTransport", "CMP_CONTENT_TYPE", "DEFAULT_TIMEOUT", "DEFAULT_MAX_RESPONSE_SIZE", "http_get"]
 
@@ -197,20 +198,21 @@ class _Endpoint:
         from urllib.parse import quote
 
         parts = urlsplit(url)
+        shown = redact_url(url)
         self.scheme = parts.scheme.lower()
         if self.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(f"not an HTTP(S) URL: {url!r}", hint="use http(s)://host[:port]/path")
+            raise UsageError(f"not an HTTP(S) URL: {shown!r}", hint="use http(s)://host[:port]/path")
         try:
             port = parts.port
         except ValueError as exc:
-            raise UsageError(f"invalid port in URL {url!r}", hint="use http(s)://host[:port]/path") from exc
-        self.host = _ascii_host(parts.hostname, url)
+            raise UsageError(f"invalid port in URL {shown!r}", hint="use http(s)://host[:port]/path") from exc
+        self.host = _ascii_host(parts.hostname, shown)
         self.port = port or (443 if self.scheme == "https" else 80)
         path = quote(parts.path or "/", safe=_PATH_SAFE)
         self.path = path + (f"?{quote(parts.query, safe=_PATH_SAFE)}" if parts.query else "")
         bracketed = f"[{self.host}]" if ":" in self.host else self.host
         self.authority = bracketed if port is None else f"{bracketed}:{self.port}"
-        self.url = url
+        self.url = shown
         self.auth_headers: dict[str, str] = {}
         if parts.username is not None:  # http://user:pass@host/ -> Basic auth, never in the target
             self.auth_headers["Authorization"] = _basic_auth(parts.username, parts.password or "")
@@ -460,12 +462,12 @@ class HTTPTransport:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         if not url.lower().startswith(("http://", "https://")):
-            raise UsageError(f"not an HTTP(S) URL: {url!r}")
+            raise UsageError(f"not an HTTP(S) URL: {redact_url(url)!r}")
         if verify is False:
-            log.warning("TLS server certificate verification is OFF for %s (verify=False)", url)
+            log.warning("TLS server certificate verification is OFF for %s (verify=False)", redact_url(url))
         elif not (verify is True or isinstance(verify, str)):
             raise UsageError("verify must be True, False or a path to a CA bundle")
-        self.url = url
+        self.url = redact_url(url)  # for messages: never the password of user:password@host
         self.timeout: tuple[float, float] = (
             (float(timeout[0]), float(timeout[1])) if isinstance(timeout, tuple) else (float(timeout), float(timeout))
         )
@@ -627,6 +629,9 @@ def http_get(url: str, *, timeout: float = 10.0, max_size: int = DEFAULT_MAX_RES
     """
     proxy = _env_proxy_for(url) if trust_env else None
     endpoint = _Endpoint(url, proxy=proxy, verify=verify, client_cert=None, trust_env=trust_env)
+    url = endpoint.url  # messages below: without a password
+    if verify is False:
+        log.warning("TLS server certificate verification is OFF for %s (verify=False)", url)
     limits = (float(timeout), float(timeout))
     try:
         conn = endpoint.connect(*limits)

@@ -198,8 +198,8 @@ def test_list_and_bad_selection():
     assert r.exit_code == 2 and "no-such-scenario" in r.stderr
 
 
-def test_unreachable_server_is_error_not_crash():
-    r, doc, res = run_json(["--url", "http://127.0.0.1:9/nothing", "--secret", "env:CHECK_SECRET", "--only", "ir,neg-garbage",
+def test_unreachable_server_is_error_not_crash(closed_port):
+    r, doc, res = run_json(["--url", f"http://127.0.0.1:{closed_port}/nothing", "--secret", "env:CHECK_SECRET", "--only", "ir,neg-garbage",
                             "--timeout", "2"])
     assert r.exit_code == 5
     assert {x["verdict"] for x in res.values()} == {"ERROR"}

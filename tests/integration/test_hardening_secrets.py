@@ -71,7 +71,7 @@ def test_secret_is_not_in_argv_while_the_client_runs(tmp_path):
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and proc.poll() is None:
                 cmdlines.append(Path(f"/proc/{proc.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
-                ps = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(proc.pid)], capture_output=True, text=True)
+                ps = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(proc.pid)], capture_output=True, text=True, timeout=10)
                 cmdlines.append(ps.stdout)
                 if len(cmdlines) >= 20:
                     break
@@ -129,22 +129,69 @@ def test_server_log_never_shows_the_secret(secret_ca, tmp_path, caplog):
     assert "hsecret" in summary and SECRET not in summary
 
 
-def test_tls_verification_is_never_off_silently(caplog):
+def test_tls_verification_is_never_off_silently(caplog, closed_port):
     from cmpclient.transport.http import HTTPTransport
 
+    url = f"https://127.0.0.1:{closed_port}/x"  # refused at once: the warning comes before connecting
+
     caplog.set_level(logging.WARNING)
-    HTTPTransport("https://127.0.0.1:9/x")
+    HTTPTransport(url)
     assert "verification is OFF" not in caplog.text
-    HTTPTransport("https://127.0.0.1:9/x", verify=False)
+    HTTPTransport(url, verify=False)
     assert "verification is OFF" in caplog.text
     # CLI: by flag or by its environment variable, the warning reaches stderr at default verbosity
     for env in (_env(), _env(CMPCLIENT_TLS_INSECURE="1")):
         extra = ["--tls-insecure"] if "CMPCLIENT_TLS_INSECURE" not in env else []
-        r = _cli("crmf", "--url", "https://127.0.0.1:9/x", *extra, "--secret", "env:HSECRET", "--ref", "x", "--dn", "CN=tls",
+        r = _cli("crmf", "--url", url, *extra, "--secret", "env:HSECRET", "--ref", "x", "--dn", "CN=tls",
                  "--reqnewkeyspec", "secp256r1", env=env)
         assert r.returncode == 4, r.stderr
         assert "verification is OFF" in r.stderr, r.stderr
     # and environment trust settings cannot switch it off: an empty CA bundle means "default"
-    r = _cli("crmf", "--url", "https://127.0.0.1:9/x", "--secret", "env:HSECRET", "--ref", "x", "--dn", "CN=tls",
+    r = _cli("crmf", "--url", url, "--secret", "env:HSECRET", "--ref", "x", "--dn", "CN=tls",
              "--reqnewkeyspec", "secp256r1", env=_env(SSL_CERT_FILE="", SSL_CERT_DIR="", CURL_CA_BUNDLE="", REQUESTS_CA_BUNDLE="", PYTHONHTTPSVERIFY="0"))
     assert r.returncode == 4 and "verification is OFF" not in r.stderr
+
+
+def test_a_password_in_the_url_is_refused_on_the_command_line_and_never_shown(closed_port):
+    """http://user:password@host/ becomes HTTP Basic auth: a secret. On argv it is refused
+    (exit 3, like pass:); from CMPCLIENT_URL it is used and never printed."""
+    url = f"http://alice:{SECRET}@127.0.0.1:{closed_port}/x"
+    args = ["--secret", "env:HSECRET", "--ref", "x", "--dn", "CN=u", "--reqnewkeyspec", "secp256r1"]
+    r = _cli("crmf", "--url", url, *args)
+    assert r.returncode == 3 and "password in the URL" in r.stderr and "CMPCLIENT_URL" in r.stderr, r.stderr
+    assert SECRET not in r.stdout + r.stderr and "alice:***@" in r.stderr
+    # from the environment: accepted (it reaches the transport: connection refused, exit 4), never shown
+    r = _cli("crmf", "-v", *args, env=_env(CMPCLIENT_URL=url))
+    assert r.returncode == 4, r.stderr
+    assert SECRET not in r.stdout + r.stderr and "alice:***@127.0.0.1" in r.stderr
+    r = _cli("crmf", "--show-config", *args, env=_env(CMPCLIENT_URL=url))
+    assert r.returncode == 0 and SECRET not in r.stdout + r.stderr and "alice:***@" in r.stdout
+    # the proxy's --upstream likewise
+    r = _cli("proxy", "--listen", "127.0.0.1:0", "--upstream", url, timeout=60)
+    assert r.returncode == 3 and SECRET not in r.stdout + r.stderr and "password in the URL" in r.stderr, r.stderr
+
+
+def test_every_secret_option_is_redacted_by_show_config(tmp_path):
+    """--show-config hides each option declared secret (here the RA key passwords of
+    nested and crmf), not only a hand-kept list."""
+    env = _env(CMPCLIENT_ALLOW_PASS_LITERAL="1")
+    r = _cli("nested", "--show-config", "--url", "http://127.0.0.1:1/x", "--in", tmp_path / "none.der",
+             "--ra-keypass", f"pass:{SECRET}", env=env)
+    assert r.returncode == 0 and "ra_keypass" in r.stdout and SECRET not in r.stdout + r.stderr, r.stdout
+    r = _cli("crmf", "--show-config", "--url", "http://127.0.0.1:1/x", "--nest-with-ra-keypass", f"pass:{SECRET}", env=env)
+    assert r.returncode == 0 and "nest_with_ra_keypass" in r.stdout and SECRET not in r.stdout + r.stderr, r.stdout
+
+
+def test_the_test_ca_data_files_holding_secrets_are_0600_whatever_the_umask(tmp_path):
+    """testca.toml holds the HMAC secrets, testca.sqlite the end entities' passwords."""
+    code = f"from cmpclient.testca import TestCA; TestCA.open(None, {str(tmp_path / 'd')!r}).close()"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120, preexec_fn=lambda: os.umask(0))
+    for name in ("testca.toml", "testca.sqlite"):
+        assert stat.S_IMODE((tmp_path / "d" / name).stat().st_mode) == 0o600, name
+
+
+def test_quiet_does_not_hide_that_tls_verification_is_off(closed_port):
+    for where in (["-q", "crmf"], ["crmf", "-q"]):
+        r = _cli(*where, "--url", f"https://127.0.0.1:{closed_port}/x", "--tls-insecure", "--secret", "env:HSECRET",
+                 "--ref", "x", "--dn", "CN=q", "--reqnewkeyspec", "secp256r1")
+        assert r.returncode == 4 and "verification is OFF" in r.stderr, (where, r.stderr)

@@ -160,7 +160,7 @@ def test_help_lists_every_command_without_importing_them():
         "r = CliRunner().invoke(cli, ['--help']); print(r.output);"
         "print('HEAVY' if any(m in sys.modules for m in ('pyasn1', 'cryptography.x509', 'cmpclient.cli.enroll_cmd')) else 'LIGHT')"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
     for name in COMMANDS:
         assert name in out
     assert out.strip().endswith("LIGHT")
@@ -181,9 +181,9 @@ def test_completion_scripts(shell):
 
 
 def test_subprocess_entry_point_version():
-    out = subprocess.run([str(EXE), "--version"], capture_output=True, text=True)
+    out = subprocess.run([str(EXE), "--version"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.startswith("cmpclient")
-    out = subprocess.run([sys.executable, "-m", "cmpclient", "--version"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "cmpclient", "--version"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0
 
 

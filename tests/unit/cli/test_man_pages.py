@@ -78,7 +78,8 @@ def test_main_page_documents_completion_and_environment() -> None:
 @pytest.mark.skipif(shutil.which("groff") is None, reason="groff is not installed")
 def test_pages_are_valid_roff() -> None:
     for page in sorted(MAN.glob("*.1")):
-        result = subprocess.run(["groff", "-man", "-Tutf8", "-z", "-ww", str(page)], capture_output=True, text=True)
+        result = subprocess.run(["groff", "-man", "-Tutf8", "-z", "-ww", str(page)], capture_output=True, text=True,
+                                timeout=60)
         assert result.returncode == 0 and result.stderr == "", f"{page.name}: {result.stderr}"
 
 

@@ -150,8 +150,8 @@ def test_pkcs12_made_by_openssl(tmp_path: Path, openssl: str, rsa_key, rsa_cert)
     write_certificates(tmp_path / "c.pem", [rsa_cert])
     subprocess.run(
         [openssl, "pkcs12", "-export", "-inkey", tmp_path / "k.pem", "-in", tmp_path / "c.pem",
-         "-out", tmp_path / "o.p12", "-passout", "pass:osslpw"],
-        check=True, capture_output=True,
+         "-out", tmp_path / "o.p12", "-passout", "env:OSSL_P12_PW"],
+        check=True, capture_output=True, timeout=60, env={**os.environ, "OSSL_P12_PW": "osslpw"},
     )
     key, cert, _ = load_pkcs12(tmp_path / "o.p12", b"osslpw")
     assert _same(key, rsa_key) and cert == rsa_cert

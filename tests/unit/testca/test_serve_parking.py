@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import time
 
@@ -29,7 +30,7 @@ def test_a_sender_is_not_parked(listener):
     parking = serve_mod._Parking()
     c, srv, addr = _connect(listener)
     c.sendall(b"POST / HTTP/1.1\r\n")
-    time.sleep(0.05)  # the bytes are there before the peek
+    assert select.select([srv], [], [], 5)[0]  # the bytes are there before the peek
     assert parking.park_if_silent(srv, addr, listener) is False
     assert len(parking) == 0
     c.close()

@@ -270,19 +270,21 @@ def test_http_proxy_gets_the_absolute_url_and_basic_auth(srv):
     assert sent.headers["Proxy-Authorization"] == "Basic dXNAZXI6cDpzcw=="  # us@er:p:ss
 
 
-def test_proxy_from_the_environment_and_no_proxy(srv, monkeypatch):
+def test_proxy_from_the_environment_and_no_proxy(srv, monkeypatch, closed_port):
+    closed = closed_port
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{srv.port}")
-    monkeypatch.setenv("NO_PROXY", "direct.test")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.2")
     srv.answer("200 OK", DER)
+    # Through the proxy: the proxy is given the name; we never resolve it.
     assert HTTPTransport("http://ca.test/cmp/x", timeout=5).send(b"x") == DER
     assert srv.calls[0].target == "http://ca.test/cmp/x"
-    # NO_PROXY: connects to the URL's host itself (which does not resolve) -- not the proxy
+    # NO_PROXY: connects to the URL's host itself (nothing listens there) -- not the proxy
     with pytest.raises(TransportError):
-        HTTPTransport("http://direct.test/cmp/x", timeout=5).send(b"x")
+        HTTPTransport(f"http://127.0.0.2:{closed}/cmp/x", timeout=5).send(b"x")
     assert len(srv.calls) == 1
     # trust_env=False ignores the environment
     with pytest.raises(TransportError):
-        HTTPTransport("http://ca.test/cmp/x", timeout=5, trust_env=False).send(b"x")
+        HTTPTransport(f"http://127.0.0.1:{closed}/cmp/x", timeout=5, trust_env=False).send(b"x")
     assert len(srv.calls) == 1
 
 
@@ -387,3 +389,26 @@ def test_url_userinfo_is_not_sent_to_a_proxy_in_the_target(srv):
     (sent,) = srv.calls
     assert sent.target == "http://ca.test:8080/cmp/x" and sent.headers["Host"] == "ca.test:8080"
     assert sent.headers["Authorization"].startswith("Basic ")
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("http://alice:s3cret@ca.example:8080/ejbca/publicweb/cmp/ra", "http://alice:***@ca.example:8080/ejbca/publicweb/cmp/ra"),
+    ("https://alice:a:b@[::1]:8443/x?y=1", "https://alice:***@[::1]:8443/x?y=1"),
+    ("https://alice@ca.example/x", "https://alice@ca.example/x"),  # no password: unchanged
+    ("http://ca.example/path@with-at", "http://ca.example/path@with-at"),  # '@' in the path is not userinfo
+    ("tcp://ca.example:829", "tcp://ca.example:829"),
+])
+def test_redact_url(url, shown):
+    from cmpclient.transport import redact_url
+
+    assert redact_url(url) == shown
+
+
+def test_a_url_password_is_basic_auth_but_never_in_messages(srv):
+    srv.answer("500 Internal Server Error", b"oops", ctype="text/plain")
+    url = f"http://alice:s3cret@127.0.0.1:{srv.port}/cmp/x"
+    t = HTTPTransport(url, timeout=5)
+    with pytest.raises(HTTPStatusError) as info:
+        t.send(b"x")
+    assert srv.calls[0].headers["Authorization"] == "Basic YWxpY2U6czNjcmV0"  # alice:s3cret
+    assert "s3cret" not in str(info.value) + repr(t) and "alice:***@" in str(info.value)
