@@ -231,10 +231,11 @@ class Writer:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if secret else 0o644)
+        tmp.unlink(missing_ok=True)  # a leftover would keep its old mode: always a new file
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if secret else 0o644)
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o600 if secret else 0o644)  # the umask does not narrow or widen it
             fh.write(data)
-        os.chmod(tmp, 0o600 if secret else 0o644)
         os.replace(tmp, path)
 
     def write_p12(self, name: str, key, cert, cas) -> None:
