@@ -178,7 +178,7 @@ def p1_cold_crmf(serve: Serve, work: Path, runs: int) -> Result:
         ours.append(timed(cmpclient_argv(
             "crmf", "--url", serve.url(), "--authparam", f"env:{SECRET_ENV}", "--keyid", "bench",
             "--dn", f"CN=p1-{i},UID=p1-ours-{i}", "--reqnewkeyspec", "secp256r1", "--implicit-confirm",
-            "--certout", str(work / f"p1-{i}.pem"), "-q"), cwd=work))
+            "--certout", str(work / f"p1-{i}.pem"), "--keyout", str(work / f"p1-{i}-key.pem"), "-q"), cwd=work))
         theirs.append(timed(openssl_ir(serve.url(), key, f"/CN=p1-{i}/UID=p1-openssl-{i}", work / f"p1o-{i}.pem"),
                             cwd=work))
     o, t = statistics.median(ours) * 1000, statistics.median(theirs) * 1000

@@ -63,6 +63,9 @@ def load_profile(path: str | os.PathLike[str], profile: str | None, command: str
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(p)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text (byte {exc.start})",
+                          hint="give a TOML file (--config or CMPCLIENT_CONFIG)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
     tables = data.get("profiles", {}) if isinstance(data.get("profiles"), dict) else {}

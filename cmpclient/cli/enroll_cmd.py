@@ -89,23 +89,29 @@ def general_names(values: tuple[str, ...] | list[str]) -> list[Any]:
                 continue
             kind, sep, rest = item.partition(":")
             k = kind.lower() if sep else ""
-            if k in ("dns",):
-                names.append(x509.DNSName(rest))
-            elif k in ("ip", "ipaddress"):
-                names.append(x509.IPAddress(ipaddress.ip_address(rest)))
-            elif k in ("email", "rfc822", "rfc822name"):
-                names.append(x509.RFC822Name(rest))
-            elif k in ("uri", "url"):
-                names.append(x509.UniformResourceIdentifier(rest))
-            elif k in ("dirname", "dn"):
-                names.append(x509.DirectoryName(parse_dn(rest)))
-            elif sep and k not in ("",) and "/" not in item:
-                raise UsageError(f"--altname: unknown name type {kind!r} in {item!r}", hint="use dns:, ip:, email:, uri: or dirName:")
-            else:
-                try:
-                    names.append(x509.IPAddress(ipaddress.ip_address(item)))
-                except ValueError:
-                    names.append(x509.DNSName(item))
+            if k in ("dns", "ip", "ipaddress", "email", "rfc822", "rfc822name", "uri", "url", "dirname", "dn") and not rest:
+                raise UsageError(f"--altname: {item!r} has no value", hint="e.g. dns:host.example, ip:192.0.2.1, email:a@example")
+            try:
+                if k in ("dns",):
+                    names.append(x509.DNSName(rest))
+                elif k in ("ip", "ipaddress"):
+                    names.append(x509.IPAddress(ipaddress.ip_address(rest)))
+                elif k in ("email", "rfc822", "rfc822name"):
+                    names.append(x509.RFC822Name(rest))
+                elif k in ("uri", "url"):
+                    names.append(x509.UniformResourceIdentifier(rest))
+                elif k in ("dirname", "dn"):
+                    names.append(x509.DirectoryName(parse_dn(rest)))
+                elif sep and k not in ("",) and "/" not in item:
+                    raise UsageError(f"--altname: unknown name type {kind!r} in {item!r}",
+                                     hint="use dns:, ip:, email:, uri: or dirName:")
+                else:
+                    try:
+                        names.append(x509.IPAddress(ipaddress.ip_address(item)))
+                    except ValueError:
+                        names.append(x509.DNSName(item))
+            except ValueError as exc:  # an invalid IP address, e-mail address ...
+                raise UsageError(f"--altname: {item!r} is not valid: {exc}", hint="e.g. dns:host.example, ip:192.0.2.1") from None
     return names
 
 
@@ -279,10 +285,17 @@ def auth_controls(builder: Any, params: dict[str, Any]) -> Any:
 
 
 def run_enroll(ctx: click.Context, kind: str, request: Any, *, private_key: Any, creds: Any = True,
-               decrypt_key: Any = None, expected_public_key: Any = None) -> None:
+               decrypt_key: Any = None, expected_public_key: Any = None, key_to_keep: bool = False) -> None:
+    """Enroll; ``key_to_keep``: the request's private key was made for it (here or by the CA)
+    and must be written somewhere."""
+    from cmpclient.cli.results import check_outputs
     from cmpclient.client import enroll
 
     params = ctx.params
+    check_outputs(params, key_to_keep=key_to_keep)
+    if private_key is None and not key_to_keep and (params.get("keyout") or params.get("p12out")):
+        raise UsageError("--keyout/--p12out: there is no private key to write (the client does not know it)",
+                         hint="nothing was sent to the CA; with --csr the key stays with whoever made the CSR")
     out = begin_done(ctx)
     if creds is True:
         from cmpclient.cli.options import load_credentials
@@ -462,11 +475,11 @@ def crmf(ctx: click.Context, **_: Any) -> None:
         def decrypt_key(info: Any) -> Any:
             return decrypt_returned_private_key(info.der, private_key=pek, password=mac_secret)
 
-        run_enroll(ctx, kind, builder, private_key=None, decrypt_key=decrypt_key)
+        run_enroll(ctx, kind, builder, private_key=None, decrypt_key=decrypt_key, key_to_keep=True)
         return
-    key, _generated = new_key(params)
+    key, generated = new_key(params)
     builder = apply_popo(builder.public_key(key), params, key)
-    run_enroll(ctx, kind, builder, private_key=key)
+    run_enroll(ctx, kind, builder, private_key=key, key_to_keep=generated)
 
 
 crmf = _apply(crmf, _CRMF_OPTS)
@@ -528,8 +541,8 @@ def p10cr(ctx: click.Context, **_: Any) -> None:
             raise UsageError("--csr already carries the key; drop --newkey/--reqnewkeyspec")
         run_enroll(ctx, "p10cr", _load_csr(params["csr"]), private_key=None)
         return
-    key, _ = new_key(params)
-    run_enroll(ctx, "p10cr", build_csr(params, key), private_key=key)
+    key, generated = new_key(params)
+    run_enroll(ctx, "p10cr", build_csr(params, key), private_key=key, key_to_keep=generated)
 
 
 p10cr = _apply(p10cr, _P10_OPTS)
@@ -569,13 +582,13 @@ def update(ctx: click.Context, **_: Any) -> None:
             raise UsageError("--same-key excludes --newkey/--reqnewkeyspec")
         if ra_form:
             raise UsageError("--same-key needs the old certificate's key; for another end entity give --newkey")
-        key = creds.key
+        key, generated = creds.key, False
     else:
-        key, _ = new_key(params, default_spec=key_spec_of(creds.key).name)
+        key, generated = new_key(params, default_spec=key_spec_of(creds.key).name)
     builder = template_builder(params, subject=old.subject, issuer=old.issuer if ra_form else None)
     builder = builder.public_key(key).old_cert_id(old.issuer, old.serial_number)
     builder = apply_popo(builder, params, key)
-    run_enroll(ctx, "kur", builder, private_key=key, creds=creds)
+    run_enroll(ctx, "kur", builder, private_key=key, creds=creds, key_to_keep=generated)
 
 
 update = _apply(update, _UPDATE_OPTS)

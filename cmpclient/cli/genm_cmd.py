@@ -70,13 +70,11 @@ def _der_of_file(path: str) -> bytes:
 
 def _crl_status_list(path: str) -> bytes:
     """CRLStatusListValue for the CRL in ``path``: source = issuer, thisUpdate."""
-    from cryptography import x509
-
     from cmpclient.asn1 import codec
+    from cmpclient.keys import load_crl
     from cmpclient.message.names import name_der
 
-    data = Path(path).read_bytes()
-    crl = x509.load_pem_x509_crl(data) if b"-----BEGIN" in data else x509.load_der_x509_crl(data)
+    crl = load_crl(path)
     name = name_der(crl.issuer)
     dir_name = codec.der_header(0xA4, len(name)) + name  # GeneralName directoryName [4] EXPLICIT
     general_names = codec.der_header(0xA1, len(dir_name)) + dir_name  # CRLSource.issuer [1] GeneralNames

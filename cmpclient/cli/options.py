@@ -68,6 +68,24 @@ def _group(options: Sequence[Decorator]) -> Decorator:
     return apply
 
 
+class _Seconds(click.ParamType):
+    """A positive, finite number of seconds (no -1, nan or inf)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        import math
+
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0 or seconds > 86_400 * 365:
+            self.fail(f"{value!r} is not a usable number of seconds (more than 0, at most a year)", param, ctx)
+        return seconds
+
+
+SECONDS = _Seconds()
 _FILE = click.Path(dir_okay=False)
 _DIR = click.Path(file_okay=False)
 
@@ -95,8 +113,8 @@ server_options = _group([
     opt("--recipient", name="recipient", metavar="DN", help="Header recipient DN (default: --issuer, else NULL-DN)."),
     opt("--sender", name="sender", metavar="DN", help="Header sender DN (default: the signer's subject, else --dn)."),
     opt("--pvno", name="pvno", type=click.IntRange(2, 3), default=2, show_default=True, help="CMP version to send."),
-    opt("--timeout", name="timeout", type=float, default=30.0, show_default=True, help="Seconds for each connect and read."),
-    opt("--total-timeout", name="total_timeout", type=float, help="Seconds for the whole transaction including polling."),
+    opt("--timeout", name="timeout", type=SECONDS, default=30.0, show_default=True, help="Seconds for each connect and read."),
+    opt("--total-timeout", name="total_timeout", type=SECONDS, help="Seconds for the whole transaction including polling."),
     opt("--keep-alive/--no-keep-alive", name="keep_alive", default=True, show_default=True,
         help="Reuse the HTTP connection for the further messages of a transaction (certConf, polling); "
              "each transaction starts on a new one, as with openssl -keep_alive 1. --no-keep-alive sends "
@@ -167,7 +185,7 @@ request_options = _group([
         help="subjectAltName: dns:NAME, ip:ADDR, email:ADDR, uri:URI (comma lists allowed; bare names are DNS or IP)."),
     opt("--key-usage", name="key_usage", help="keyUsage names, comma-separated (digitalSignature,keyEncipherment,...)."),
     opt("--eku", name="eku", help="extendedKeyUsage names or OIDs, comma-separated (serverAuth,clientAuth,...)."),
-    opt("--days", name="days", type=click.IntRange(1), help="Requested validity in days from now."),
+    opt("--days", name="days", type=click.IntRange(1, 2_900_000), help="Requested validity in days from now."),
     opt("--not-before", name="not_before", metavar="TIME", help="Requested notBefore (ISO 8601, UTC when no zone)."),
     opt("--not-after", name="not_after", metavar="TIME", help="Requested notAfter (ISO 8601)."),
     opt("--serno", name="serno", metavar="HEX", help="Requested serial number (hex) in the template."),

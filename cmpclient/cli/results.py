@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import click
 
 from cmpclient.cli.render import Output, get_output
+from cmpclient.errors import UsageError
 
 
 def begin(ctx: click.Context) -> Output:
@@ -83,6 +84,49 @@ def _load_ders(ders: Sequence[bytes]) -> list[Any]:
         except ValueError:
             continue
     return out
+
+
+_FILE_OUTPUTS = (("certout", "--certout"), ("keyout", "--keyout"), ("chainout", "--chainout"),
+                 ("extracertsout", "--extracertsout"), ("cacertsout", "--cacertsout"), ("p12out", "--p12out"),
+                 ("state_out", "--state-out"))
+
+
+def check_outputs(params: dict[str, Any], *, key_to_keep: bool) -> None:
+    """Before anything is sent to the CA: every output can be written, and a private key
+    made for this request (generated here, or by the CA) has a file to go to. Otherwise the
+    CA would issue a certificate that is then lost, or whose key is."""
+    from cmpclient.transport.file import split_file_list
+
+    for name, option in _FILE_OUTPUTS:
+        if params.get(name):
+            _check_writable(Path(str(params[name])), option)
+    for name, option in (("reqout", "--reqout"), ("rspout", "--rspout")):
+        for path in split_file_list(params.get(name)) or ():
+            _check_writable(Path(path), option)
+    if params.get("dest"):
+        dest = Path(str(params["dest"]))
+        existing = next(p for p in (dest, *dest.parents) if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise UsageError(f"--dest {dest}: {existing} is not a writable directory",
+                             hint="nothing was sent to the CA; choose a directory you can write")
+    if key_to_keep and not (params.get("keyout") or params.get("dest") or params.get("p12out")):
+        raise UsageError("the new private key would be lost: no --keyout, --dest or --p12out",
+                         hint="nothing was sent to the CA; add --keyout FILE (written 0600) or --dest DIR "
+                         "(--keyout /dev/null throws the key away on purpose)")
+
+
+def _check_writable(path: Path, option: str) -> None:
+    parent = path.parent
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory", hint="nothing was sent to the CA; give a file name")
+    if path.exists() and not path.is_file():
+        return  # /dev/null, /dev/stdout, a FIFO: written to directly (keys.atomic_write)
+    if not parent.is_dir():
+        raise UsageError(f"{option} {path}: directory {parent} does not exist",
+                         hint="nothing was sent to the CA; create the directory first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: directory {parent} is not writable",
+                         hint="nothing was sent to the CA; choose a directory you can write")
 
 
 def write_enroll_outputs(params: dict[str, Any], result: Any, private_key: Any) -> list[str]:

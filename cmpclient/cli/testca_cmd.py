@@ -113,7 +113,10 @@ def serve(config: Path | None, data_dir: Path | None, host: str, port: int, tcp_
             workers=workers,
         )
     except OSError as exc:
-        raise click.ClickException(f"cannot serve on {host}: {exc.strerror or exc}") from None
+        err = click.ClickException(f"cannot serve on {host}: {exc.strerror or exc}\n"
+                                   "hint: another process has the port? choose another --port (0 picks a free one)")
+        err.exit_code = 3  # ExitCode.CONFIG: the setting (host, port) is unusable
+        raise err from None
     except Exception as exc:
         raise _fail(exc) from None
     sys.exit(code)

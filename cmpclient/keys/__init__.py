@@ -19,6 +19,7 @@ _EXPORTS = {
     # load
     "load_private_key": "load",
     "load_certificates": "load",
+    "load_crl": "load",
     "load_pkcs12": "load",
     "write_private_key": "load",
     "write_certificates": "load",

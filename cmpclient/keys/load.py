@@ -159,6 +159,18 @@ def load_certificates(path: PathLike) -> list[Any]:
     return certs
 
 
+def load_crl(path: PathLike) -> Any:
+    """Load one CRL (PEM or DER) as a ``cryptography.x509.CertificateRevocationList``."""
+    from cryptography import x509
+
+    data = _read(path, "CRL")
+    try:
+        return x509.load_pem_x509_crl(data) if _is_pem(data) else x509.load_der_x509_crl(data)
+    except ValueError as exc:
+        raise KeyLoadError(f"{str(path)!r} is not a readable CRL ({_short(exc)})",
+                           hint="give an X.509 CRL in PEM or DER") from None
+
+
 def load_pkcs12(path: PathLike, password: bytes | None) -> tuple[Any, Any, list[Any]]:
     """Load a PKCS#12 keystore: returns ``(private_key, certificate, [extra certificates])``.
 
@@ -222,9 +234,19 @@ def atomic_write(path: PathLike, data: bytes, *, mode: int = 0o600) -> None:
     The bytes go to a temporary file in the same directory, created with
     ``O_CREAT | O_EXCL`` and the final mode (so it is never readable by others, whatever the
     umask), then ``fsync``-ed and renamed over ``path``.  A crash leaves either the old file
-    or the new one, never a half-written key.
+    or the new one, never a half-written key. An existing ``path`` that is not a regular
+    file (``/dev/null``, ``/dev/stdout``, a FIFO) is written to directly.
     """
     target = Path(path)
+    if target.exists() and not target.is_file() and not target.is_dir():
+        # /dev/null, /dev/stdout, a FIFO: written to as they are (as openssl does). Renaming a
+        # file over them would replace the device node or the link itself.
+        try:
+            with open(target, "wb") as fh:
+                fh.write(data)
+        except OSError as exc:
+            raise KeyLoadError(f"cannot write {str(target)!r}: {exc.strerror or exc}") from None
+        return
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise KeyLoadError(f"cannot write {str(target)!r}: directory {str(directory)!r} does not exist")

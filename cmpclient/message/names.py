@@ -83,7 +83,11 @@ def _attribute(text: str, dn: str) -> x509.NameAttribute:
     oid = _ATTRS.get(key.upper())
     if oid is None:
         if key[:1].isdigit():
-            oid = x509.ObjectIdentifier(key)
+            try:
+                oid = x509.ObjectIdentifier(key)
+            except ValueError:
+                raise UsageError(f"bad DN attribute type {key!r} in {dn!r}: not a dotted OID",
+                                 hint="use a name (CN, O, ...) or an OID like 2.5.4.3") from None
         else:
             raise UsageError(
                 f"unknown DN attribute {key!r} in {dn!r}",
@@ -92,7 +96,10 @@ def _attribute(text: str, dn: str) -> x509.NameAttribute:
     value = _unescape(value.strip())
     if oid == NameOID.COUNTRY_NAME and len(value) != 2:
         raise UsageError(f"country (C) must be two letters, got {value!r}")
-    return x509.NameAttribute(oid, value)
+    try:
+        return x509.NameAttribute(oid, value)
+    except ValueError as exc:  # e.g. an empty CN, or one over the 64 characters X.520 allows
+        raise UsageError(f"bad DN component {text!r} in {dn!r}: {exc}", hint="example: CN=device1,O=Example") from None
 
 
 def parse_dn(dn: str | x509.Name) -> x509.Name:

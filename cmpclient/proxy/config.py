@@ -295,6 +295,9 @@ def load_config(path: Path | str | None, *, read_secret: SecretReader | None = N
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read the proxy configuration {str(p)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the proxy configuration {str(p)!r} is not UTF-8 text (byte {exc.start})",
+                          hint="give a TOML file") from None
     return parse_config(text, base_dir=p.parent, read_secret=read_secret, upstream=upstream, source=str(p))
 
 

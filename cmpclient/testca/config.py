@@ -513,4 +513,7 @@ def load_config(path: Path | str | None = None, *, text: str | None = None) -> C
         content = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read the test CA configuration {p}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the test CA configuration {p} is not UTF-8 text (byte {exc.start})",
+                          hint="give a TOML file; `cmpclient testca` writes the default one into a new data directory") from None
     return parse_config(content, str(p))

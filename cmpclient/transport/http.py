@@ -125,12 +125,12 @@ def _env_proxy_for(url: str) -> str | None:
         return None  # the common case: no need to import urllib.request (~10 ms)
     import urllib.request
 
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
     try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError:
-        return None  # _Endpoint reports the bad port
+        return None  # _Endpoint reports the malformed URL or port
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(scheme) or proxies.get("all")
     if not proxy or _no_proxy(parts.hostname or "", port, proxies.get("no", "")):
@@ -197,8 +197,11 @@ class _Endpoint:
                  client_cert: tuple[str, str] | None, trust_env: bool = True) -> None:
         from urllib.parse import quote
 
-        parts = urlsplit(url)
         shown = redact_url(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # e.g. an unclosed [IPv6 address
+            raise UsageError(f"malformed URL {shown!r}: {exc}", hint="use http(s)://host[:port]/path") from None
         self.scheme = parts.scheme.lower()
         if self.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"not an HTTP(S) URL: {shown!r}", hint="use http(s)://host[:port]/path")

@@ -238,7 +238,11 @@ class TCPTransport:
         poll_timeout: float = 300.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - a bad port raises here
+        except ValueError as exc:
+            raise UsageError(f"malformed CMP TCP URL {url!r}: {exc}", hint="use tcp://host:port") from None
         if parts.scheme != "tcp" or not parts.hostname:
             raise UsageError(f"not a CMP TCP URL: {url!r} (expected tcp://host:port)")
         if parts.path not in ("", "/"):

@@ -46,11 +46,11 @@ def test_crmf_server_keygen(testca_server, tmp_path, spec, pek, pvno):
         assert key.curve.name == "secp256r1"
 
 
-def test_crmf_server_keygen_unprotected_error_hint(testca_server):
+def test_crmf_server_keygen_unprotected_error_hint(testca_server, tmp_path):
     # EC protocolEncrKey with pvno 2 cannot be served; the CA answers with an unprotected error
     args = ["crmf", "--url", testca_server.url("servergen"), "--secret", "env:SG_SECRET",
             "--trusted", testca_server.root_cert, "--untrusted", testca_server.ca_chain,
-            "--dn", "CN=sg-ec2,O=Test", "--server-keygen", "--protocol-encr-key", "EC"]
+            "--dn", "CN=sg-ec2,O=Test", "--server-keygen", "--protocol-encr-key", "EC", "--keyout", tmp_path / "k.pem"]
     r = _run(args)
     assert r.exit_code == 6 and "--unprotected-errors" in r.stderr
     r = _run([*args, "--unprotected-errors"])

@@ -14,13 +14,16 @@ without it, or with the wrong CA, the transport exit code and a hint naming ``--
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import http.client
 import ipaddress
 import json
 import os
+import shutil
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -233,9 +236,13 @@ def _out(r) -> str:
     return f"exit={r.exit_code}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
 
 
+_KEYS = tempfile.mkdtemp(prefix="cmpclient-tls-test-keys-")  # the new keys have to go somewhere
+atexit.register(shutil.rmtree, _KEYS, True)
+
+
 def _crmf(url: str, name: str, *extra: Any) -> list[Any]:
     return ["crmf", "--url", url, "--secret", "env:RA_SECRET", "--keyid", "tls", "--dn", f"CN={name},UID={name}",
-            "--reqnewkeyspec", "secp256r1", *extra]
+            "--reqnewkeyspec", "secp256r1", "--keyout", os.path.join(_KEYS, f"{name}-key.pem"), *extra]
 
 
 def _name_for(prefix: str) -> str:

@@ -177,7 +177,7 @@ def test_ra_hmac_pbm_variants_are_verified_and_answered_in_kind(testca_server, t
     req_files = f"{tmp_path}/ir.der,{tmp_path}/certconf.der"
     rsp_files = f"{tmp_path}/ip.der,{tmp_path}/pkiconf.der"
     r = _cli(["crmf", "--json", "--url", testca_server.url("ra"), "--secret", "env:RA_SECRET", "--keyid", "ra-pbm",
-              "--dn", f"CN={name},UID={name}", "--reqnewkeyspec", "secp256r1", "--certout", tmp_path / "cert.pem",
+              "--dn", f"CN={name},UID={name}", "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem", "--certout", tmp_path / "cert.pem",
               "--reqout", req_files, "--rspout", rsp_files, *flags])
     assert r.exit_code == 0, _out(r)
     doc = json.loads(r.stdout)
@@ -231,7 +231,7 @@ def test_ra_hmac_without_sender_kid_gets_a_signed_answer(testca_server, tmp_path
     """pbe responses need a senderKID; without one the CA signs, so --trusted is needed."""
     name = _uid("nokid")
     base = ["crmf", "--url", testca_server.url("ra"), "--secret", "env:RA_SECRET", "--dn", f"CN={name},UID={name}",
-            "--reqnewkeyspec", "secp256r1", "--rspout", tmp_path / "ip.der"]
+            "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem", "--rspout", tmp_path / "ip.der"]
     r = _cli(base)
     assert r.exit_code == ExitCode.PROTECTION, _out(r)
     assert str(_protection_alg((tmp_path / "ip.der").read_bytes())["algorithm"]) not in (oids.PASSWORD_BASED_MAC, oids.PBMAC1)
@@ -263,10 +263,10 @@ def test_ra_pbmac1_library_with_implicit_confirm(testca_server):
 
 
 @pytest.mark.parametrize("pbmac1", [False, True], ids=["pbm", "pbmac1"])
-def test_iteration_count_above_the_bound_is_refused(testca_server, pbmac1):
+def test_iteration_count_above_the_bound_is_refused(testca_server, pbmac1, tmp_path):
     name = _uid("iter")
     args = ["crmf", "--url", testca_server.url("ra"), "--secret", "env:RA_SECRET", "--keyid", "ra-iter",
-            "--dn", f"CN={name},UID={name}", "--reqnewkeyspec", "secp256r1", "--pbm-iterations", "10001"]
+            "--dn", f"CN={name},UID={name}", "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem", "--pbm-iterations", "10001"]
     if pbmac1:
         args.append("--pbmac1")
     r = _cli(args)
@@ -280,10 +280,10 @@ def test_iteration_count_above_the_bound_is_refused(testca_server, pbmac1):
     assert testca_server.ca.store.get_end_entity(f"cmp{name}") is None
 
 
-def test_ra_hmac_wrong_secret_is_refused(testca_server):
+def test_ra_hmac_wrong_secret_is_refused(testca_server, tmp_path):
     name = _uid("wrong")
     r = _cli(["crmf", "--url", testca_server.url("ra"), "--secret", "env:WRONG", "--keyid", "ra-x",
-              "--dn", f"CN={name},UID={name}", "--reqnewkeyspec", "secp256r1", "--unprotected-errors"], env={"WRONG": "passw0rd"})
+              "--dn", f"CN={name},UID={name}", "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem", "--unprotected-errors"], env={"WRONG": "passw0rd"})
     assert r.exit_code == ExitCode.REJECTED, _out(r)
     assert "failInfo: badRequest" in r.stderr and "MAC verification failed" in r.stderr
 
@@ -293,7 +293,7 @@ def test_client_mode_hmac_with_a_registered_end_entity(testca_server, tmp_path):
     dn = f"CN={user},O=cmpclient test,C=SE"
     add_end_entity_cli(testca_server, user, "ee-one-time-pw", dn)
     args = ["crmf", "--json", "--url", testca_server.url("client"), "--secret", "env:EE_PW", "--keyid", user,
-            "--dn", dn, "--reqnewkeyspec", "secp256r1", "--rspout", tmp_path / "ip.der", "--unprotected-errors", *_trust(testca_server)]
+            "--dn", dn, "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem", "--rspout", tmp_path / "ip.der", "--unprotected-errors", *_trust(testca_server)]
     # The wrong password first: the CA tries RegTokenPwd (no regToken) and HMAC (bad MAC).
     r = _cli(args, env={"EE_PW": "not-the-password"})
     assert r.exit_code == ExitCode.REJECTED, _out(r)
@@ -322,7 +322,7 @@ def test_client_mode_hmac_with_a_registered_end_entity(testca_server, tmp_path):
 def test_ra_sig_with_the_ra_admin_cert_and_key(testca_server, tmp_path):
     name = _uid("rasig")
     r = _cli(["crmf", "--json", "--url", testca_server.url("ra-sig"), "--cert", testca_server.ra_admin_cert,
-              "--key", testca_server.ra_admin_key, "--dn", f"CN={name},O=Example", "--reqnewkeyspec", "secp256r1",
+              "--key", testca_server.ra_admin_key, "--dn", f"CN={name},O=Example", "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem",
               "--reqout", tmp_path / "ir.der", *_trust(testca_server)])
     assert r.exit_code == 0, _out(r)
     doc = json.loads(r.stdout)
@@ -344,7 +344,7 @@ def test_ra_sig_with_a_pkcs12_keystore(testca_server, tmp_path):
     write_pkcs12(p12, key, cert, chain, b"p12-secret", friendly_name=b"ra admin")
     name = _uid("rap12")
     base = ["crmf", "--url", testca_server.url("ra-sig"), "--keystore", p12, "--keystorepwd", "env:P12PW",
-            "--dn", f"CN={name},O=Example", "--reqnewkeyspec", "secp256r1", "--certout", tmp_path / "new.pem", *_trust(testca_server)]
+            "--dn", f"CN={name},O=Example", "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem", "--certout", tmp_path / "new.pem", *_trust(testca_server)]
     r = _cli(base, env={"P12PW": "wrong"})
     assert r.exit_code == ExitCode.CONFIG, _out(r)
     r = _cli(base, env={"P12PW": "p12-secret"})
@@ -369,7 +369,7 @@ def test_ra_sig_refuses_a_non_admin_certificate(testca_server, tmp_path, who):
         cert_file, key_file, reason = tmp_path / f"{name}.pem", tmp_path / f"{name}-key.pem", "not an authorised RA administrator"
     name = _uid("victim")
     r = _cli(["crmf", "--url", testca_server.url("ra-sig"), "--cert", cert_file, "--key", key_file,
-              "--dn", f"CN={name},O=Example", "--reqnewkeyspec", "secp256r1", "--unprotected-errors", *_trust(testca_server)])
+              "--dn", f"CN={name},O=Example", "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem", "--unprotected-errors", *_trust(testca_server)])
     assert r.exit_code == ExitCode.REJECTED, _out(r)
     assert "failInfo: badRequest" in r.stderr and reason in r.stderr
     assert testca_server.ca.store.get_end_entity(name) is None
@@ -382,7 +382,7 @@ def test_3gpp_vendor_device_certificate_enrols_its_end_entity(own_ca, tmp_path):
     assert vendor.issuer.rfc4514_string() == "CN=VendorCA,O=Device Vendor,C=SE"
     ee = own_ca.ca.store.get_end_entity("device1")
     assert ee is not None and ee.status == "NEW"
-    base = ["crmf", "--json", "--url", own_ca.url("3gpp"), "--reqnewkeyspec", "secp256r1", *_trust(own_ca)]
+    base = ["crmf", "--json", "--url", own_ca.url("3gpp"), "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem", *_trust(own_ca)]
     # Another end entity's certificate (issued by this CA to 'clientcert') may not enrol device1.
     r = _cli([*base, "--cert", own_ca.client_cert, "--key", own_ca.client_key, "--dn", ee.dn, "--unprotected-errors"])
     assert r.exit_code == ExitCode.REJECTED, _out(r)
@@ -418,7 +418,7 @@ def test_reg_token_pwd_unprotected_ir(testca_server, tmp_path):
     dn = f"CN={user},O=cmpclient test,C=SE"
     add_end_entity_cli(testca_server, user, "token-4711", dn)
     base = ["crmf", "--url", testca_server.url("client"), "--authmodule", "RegTokenPwd", "--authparam", "env:TOKEN",
-            "--dn", dn, "--reqnewkeyspec", "secp256r1", "--reqout", tmp_path / "ir.der", "--certout", tmp_path / "c.pem",
+            "--dn", dn, "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem", "--reqout", tmp_path / "ir.der", "--certout", tmp_path / "c.pem",
             *_trust(testca_server)]
     r = _cli(base, env={"TOKEN": "token-4711x"})
     assert r.exit_code == ExitCode.REJECTED, _out(r)
@@ -461,7 +461,7 @@ def test_dn_part_pwd(own_ca, tmp_path):
     registered = f"CN={user},O=cmpclient test,C=SE"
     add_end_entity_store(own_ca, user, "dn-secret-42", registered)
     base = ["crmf", "--url", own_ca.url("dnpart"), "--authmodule", "DnPartPwd", "--authparam", "UID",
-            "--reqnewkeyspec", "secp256r1", "--certout", tmp_path / "c.pem", "--reqout", tmp_path / "ir.der", *_trust(own_ca)]
+            "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem", "--certout", tmp_path / "c.pem", "--reqout", tmp_path / "ir.der", *_trust(own_ca)]
     r = _cli([*base, "--dn", f"CN={user},UID=wrong-secret,O=cmpclient test,C=SE"])
     assert r.exit_code == ExitCode.REJECTED, _out(r)
     assert "notAuthorized" in r.stderr and "DN part UID" in r.stderr
@@ -486,7 +486,7 @@ def test_keyid_selects_profile(testca_server, tmp_path):
     for kid in ("CMP_ENTITY", "SERVER_ENTITY"):
         name = _uid(kid.lower().replace("_", ""))
         r = _cli(["crmf", "--url", testca_server.url("keyid"), "--secret", "env:RA_SECRET", "--keyid", kid,
-                  "--dn", f"CN={name},O=Example", "--reqnewkeyspec", "secp256r1", "--certout", tmp_path / f"{kid}.pem",
+                  "--dn", f"CN={name},O=Example", "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem", "--certout", tmp_path / f"{kid}.pem",
                   "--rspout", tmp_path / f"{kid}-ip.der"])
         assert r.exit_code == 0, _out(r)
         certs[kid] = x509.load_pem_x509_certificate((tmp_path / f"{kid}.pem").read_bytes())
@@ -530,10 +530,10 @@ def test_keyid_selects_the_issuing_ca(own_ca):
     assert [c.subject for c in issued["DEVICE_ENTITY"].chain()][:1] == [sub.subject]
 
 
-def test_unknown_keyid_is_refused(testca_server):
+def test_unknown_keyid_is_refused(testca_server, tmp_path):
     name = _uid("nokid")
     r = _cli(["crmf", "--url", testca_server.url("keyid"), "--secret", "env:RA_SECRET", "--keyid", "NO_SUCH_PROFILE",
-              "--dn", f"CN={name},O=Example", "--reqnewkeyspec", "secp256r1", "--unprotected-errors"])
+              "--dn", f"CN={name},O=Example", "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem", "--unprotected-errors"])
     assert r.exit_code == ExitCode.REJECTED, _out(r)
     assert "failInfo: badRequest" in r.stderr and "NO_SUCH_PROFILE" in r.stderr
     assert testca_server.ca.store.get_end_entity(name) is None
@@ -588,7 +588,7 @@ def test_tcp_crmf_with_the_installed_cmpclient(testca_server, tmp_path):
     env["RA_SECRET"] = "nope"
     proc = subprocess.run(
         [str(CMPCLIENT_EXE), "crmf", "--url", testca_server.tcp_url, "--secret", "env:RA_SECRET", "--keyid", "exe",
-         "--dn", f"CN={name}2,UID={name}2", "--reqnewkeyspec", "secp256r1", "--unprotected-errors"],
+         "--dn", f"CN={name}2,UID={name}2", "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem", "--unprotected-errors"],
         capture_output=True, text=True, env=env, timeout=120,
     )
     assert proc.returncode == ExitCode.REJECTED, proc.stdout + proc.stderr

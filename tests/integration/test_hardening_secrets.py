@@ -85,9 +85,9 @@ def test_secret_is_not_in_argv_while_the_client_runs(tmp_path):
     assert SECRET not in out.decode() + err.decode()
 
 
-def test_literal_secret_in_argv_is_refused():
+def test_literal_secret_in_argv_is_refused(tmp_path):
     r = _cli("crmf", "--url", "http://127.0.0.1:9/x", "--secret", f"pass:{SECRET}", "--ref", "x", "--dn", "CN=lit",
-             "--reqnewkeyspec", "secp256r1")
+             "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem")
     assert r.returncode == 3, r.stderr
     assert "pass:" in r.stderr and SECRET not in r.stdout + r.stderr
 
@@ -129,7 +129,7 @@ def test_server_log_never_shows_the_secret(secret_ca, tmp_path, caplog):
     assert "hsecret" in summary and SECRET not in summary
 
 
-def test_tls_verification_is_never_off_silently(caplog, closed_port):
+def test_tls_verification_is_never_off_silently(caplog, closed_port, tmp_path):
     from cmpclient.transport.http import HTTPTransport
 
     url = f"https://127.0.0.1:{closed_port}/x"  # refused at once: the warning comes before connecting
@@ -143,20 +143,20 @@ def test_tls_verification_is_never_off_silently(caplog, closed_port):
     for env in (_env(), _env(CMPCLIENT_TLS_INSECURE="1")):
         extra = ["--tls-insecure"] if "CMPCLIENT_TLS_INSECURE" not in env else []
         r = _cli("crmf", "--url", url, *extra, "--secret", "env:HSECRET", "--ref", "x", "--dn", "CN=tls",
-                 "--reqnewkeyspec", "secp256r1", env=env)
+                 "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem", env=env)
         assert r.returncode == 4, r.stderr
         assert "verification is OFF" in r.stderr, r.stderr
     # and environment trust settings cannot switch it off: an empty CA bundle means "default"
     r = _cli("crmf", "--url", url, "--secret", "env:HSECRET", "--ref", "x", "--dn", "CN=tls",
-             "--reqnewkeyspec", "secp256r1", env=_env(SSL_CERT_FILE="", SSL_CERT_DIR="", CURL_CA_BUNDLE="", REQUESTS_CA_BUNDLE="", PYTHONHTTPSVERIFY="0"))
+             "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem", env=_env(SSL_CERT_FILE="", SSL_CERT_DIR="", CURL_CA_BUNDLE="", REQUESTS_CA_BUNDLE="", PYTHONHTTPSVERIFY="0"))
     assert r.returncode == 4 and "verification is OFF" not in r.stderr
 
 
-def test_a_password_in_the_url_is_refused_on_the_command_line_and_never_shown(closed_port):
+def test_a_password_in_the_url_is_refused_on_the_command_line_and_never_shown(closed_port, tmp_path):
     """http://user:password@host/ becomes HTTP Basic auth: a secret. On argv it is refused
     (exit 3, like pass:); from CMPCLIENT_URL it is used and never printed."""
     url = f"http://alice:{SECRET}@127.0.0.1:{closed_port}/x"
-    args = ["--secret", "env:HSECRET", "--ref", "x", "--dn", "CN=u", "--reqnewkeyspec", "secp256r1"]
+    args = ["--secret", "env:HSECRET", "--ref", "x", "--dn", "CN=u", "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem"]
     r = _cli("crmf", "--url", url, *args)
     assert r.returncode == 3 and "password in the URL" in r.stderr and "CMPCLIENT_URL" in r.stderr, r.stderr
     assert SECRET not in r.stdout + r.stderr and "alice:***@" in r.stderr
@@ -190,8 +190,8 @@ def test_the_test_ca_data_files_holding_secrets_are_0600_whatever_the_umask(tmp_
         assert stat.S_IMODE((tmp_path / "d" / name).stat().st_mode) == 0o600, name
 
 
-def test_quiet_does_not_hide_that_tls_verification_is_off(closed_port):
+def test_quiet_does_not_hide_that_tls_verification_is_off(closed_port, tmp_path):
     for where in (["-q", "crmf"], ["crmf", "-q"]):
         r = _cli(*where, "--url", f"https://127.0.0.1:{closed_port}/x", "--tls-insecure", "--secret", "env:HSECRET",
-                 "--ref", "x", "--dn", "CN=q", "--reqnewkeyspec", "secp256r1")
+                 "--ref", "x", "--dn", "CN=q", "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "new-key.pem")
         assert r.returncode == 4 and "verification is OFF" in r.stderr, (where, r.stderr)

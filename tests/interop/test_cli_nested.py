@@ -328,7 +328,7 @@ def test_crmf_nested_on_the_fly(testca_server: Any, tmp_path: Path) -> None:
     env = {"NO_COLOR": "1", "NESTED_SECRET": SECRET.decode()}
     args = [
         "crmf", "--url", testca_server.url(ALIAS), "--dn", "CN=nest-on-the-fly,O=cmpclient test",
-        "--reqnewkeyspec", "secp256r1", "--authparam", "env:NESTED_SECRET", "--keyid", "nested",
+        "--reqnewkeyspec", "secp256r1", "--keyout", str(tmp_path / "new-key.pem"), "--authparam", "env:NESTED_SECRET", "--keyid", "nested",
         *ca_trust(testca_server), "--nest-with-ra-cert", str(testca_server.ra_admin_cert),
         "--nest-with-ra-key", str(testca_server.ra_admin_key), "--reqout", str(tmp_path / "req.der"),
         "--certout", str(tmp_path / "cert.pem"), "--json",
@@ -344,9 +344,9 @@ def test_crmf_nested_on_the_fly(testca_server: Any, tmp_path: Path) -> None:
     assert parse_message(sent.content[0]).body_type == "ir"
 
 
-def test_crmf_nest_options_go_together(testca_server: Any) -> None:
+def test_crmf_nest_options_go_together(testca_server: Any, tmp_path) -> None:
     result = CliRunner().invoke(cli, ["crmf", "--url", testca_server.url(ALIAS), "--dn", "CN=x",
-                                      "--reqnewkeyspec", "secp256r1", "--authparam", "env:NESTED_SECRET",
+                                      "--reqnewkeyspec", "secp256r1", "--keyout", str(tmp_path / "new-key.pem"), "--authparam", "env:NESTED_SECRET",
                                       "--nest-with-ra-cert", str(testca_server.ra_admin_cert)],
                                 env={"NO_COLOR": "1", "NESTED_SECRET": "password"})
     assert result.exit_code == ExitCode.USAGE, result.output

@@ -1,0 +1,75 @@
+"""Bad input is a usage or config error with a hint, never "unexpected error" (exit 1).
+Found by an audit that fed the CLI malformed values; each case here exited 1 before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cmpclient.cli.main import cli
+from cmpclient.errors import ExitCode
+
+
+def run(*args: object, env: dict[str, str] | None = None) -> object:
+    merged = {"NO_COLOR": "1", "SEC": "password", "CMPCLIENT_CONFIG": "", "CMPCLIENT_PROFILE": "", **(env or {})}
+    return CliRunner().invoke(cli, [str(a) for a in args], env=merged, catch_exceptions=False)
+
+
+@pytest.fixture
+def url(closed_port: int) -> str:
+    return f"http://127.0.0.1:{closed_port}/x"
+
+
+@pytest.mark.parametrize("dn, words", [
+    ("CN=,UID=a", "bad DN component"),
+    ("CN=" + "x" * 5000 + ",UID=a", "bad DN component"),
+    ("1.2.x=x,UID=a", "not a dotted OID"),
+])
+def test_bad_dns(url: str, tmp_path: Path, dn: str, words: str) -> None:
+    r = run("crmf", "--url", url, "--secret", "env:SEC", "--dn", dn, "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "k")
+    assert r.exit_code == ExitCode.USAGE and words in r.output and "hint:" in r.output, r.output
+
+
+@pytest.mark.parametrize("altname, words", [("ip:999.1.1.1", "is not valid"), ("email:", "has no value"),
+                                            ("dns:", "has no value")])
+def test_bad_altnames(url: str, tmp_path: Path, altname: str, words: str) -> None:
+    r = run("crmf", "--url", url, "--secret", "env:SEC", "--dn", "CN=a,UID=a", "--altname", altname,
+            "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "k")
+    assert r.exit_code == ExitCode.USAGE and words in r.output and "hint:" in r.output, r.output
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "x"])
+def test_bad_timeouts(url: str, value: str) -> None:
+    r = run("genm", "--url", url, "--secret", "env:SEC", "--timeout", value)
+    assert r.exit_code == ExitCode.USAGE and "--timeout" in r.output, r.output
+    r = run("genm", "--url", url, "--secret", "env:SEC", env={"CMPCLIENT_TIMEOUT": value})
+    assert r.exit_code == ExitCode.USAGE, r.output
+
+
+def test_days_beyond_the_year_9999(url: str, tmp_path: Path) -> None:
+    r = run("crmf", "--url", url, "--secret", "env:SEC", "--dn", "CN=a,UID=a", "--days", "99999999",
+            "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "k")
+    assert r.exit_code == ExitCode.USAGE and "--days" in r.output, r.output
+
+
+@pytest.mark.parametrize("bad", ["http://[::1", "tcp://[::1", "tcp://h:99999"])
+def test_malformed_urls(bad: str) -> None:
+    r = run("genm", "--url", bad, "--secret", "env:SEC")
+    assert r.exit_code == ExitCode.USAGE and "malformed" in r.output and "hint:" in r.output, r.output
+
+
+def test_a_config_file_that_is_not_text(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_bytes(b"\x80\x95\xff garbage")
+    r = run("--config", tmp_path / "c.toml", "genm", "--url", "http://127.0.0.1:1/")
+    assert r.exit_code == ExitCode.CONFIG and "not UTF-8" in r.output and "hint:" in r.output, r.output
+    r = run("genm", "--url", "http://127.0.0.1:1/", env={"CMPCLIENT_CONFIG": str(tmp_path / "c.toml")})
+    assert r.exit_code == ExitCode.CONFIG and "not UTF-8" in r.output, r.output
+
+
+def test_oldcrl_missing_or_not_a_crl(url: str, tmp_path: Path) -> None:
+    (tmp_path / "g").write_bytes(b"\x30\x03garbage")
+    for path, words in ((tmp_path / "missing", "does not exist"), (tmp_path / "g", "not a readable CRL")):
+        r = run("genm", "--url", url, "--secret", "env:SEC", "--infotype", "crlStatusList", "--oldcrl", path)
+        assert r.exit_code == ExitCode.CONFIG and words in r.output and "hint:" in r.output, r.output
