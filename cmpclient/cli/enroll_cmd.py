@@ -449,6 +449,8 @@ def crmf(ctx: click.Context, **_: Any) -> None:
 
     The new key comes from --reqnewkeyspec or --newkey; with --server-keygen the CA
     generates it and returns it encrypted to the protocolEncrKey; it is decrypted and saved.
+    A key made for the request needs --keyout, --dest or --p12out; every output is checked
+    before the request is sent.
     """
     from cmpclient.keys import decrypt_returned_private_key
 
