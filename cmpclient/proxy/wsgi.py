@@ -29,7 +29,10 @@ def make_app(proxy: Any, *, max_body_size: int = MAX_BODY_SIZE) -> Callable[[dic
             alias, body = read_cmp_request(environ, proxy.alias_exists, max_body_size=max_body_size)
         except HTTPRefusal as refusal:
             return plain_response(start_response, refusal.status, refusal.text, refusal.headers)
-        status, answer, content_type = proxy.handle(alias, body)
+        except Exception:  # the client never sees a traceback
+            log.exception("unexpected error reading %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+            return plain_response(start_response, 400, "the request could not be read")
+        status, answer, content_type = proxy.handle(alias, body)  # never raises
         return cmp_response(start_response, status, answer, content_type)
 
     return app

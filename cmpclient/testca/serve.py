@@ -125,6 +125,16 @@ class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
         # Called by serve_forever() on every loop turn: the loop is running.
         self.ready.set()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that resets or goes silent mid-request is one log line, not a traceback."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            log.info("%s: connection ended: %s", client_address[0] if client_address else "?", exc)
+            return
+        log.exception("error serving %s", client_address)
+
 
 class _DeadlineSocket:
     """A client socket whose reads share one deadline (see REQUEST_READ_TIMEOUT).

@@ -135,11 +135,16 @@ _STATUS_LINES = {
 
 
 def _read_body(stream: Any, length: int) -> bytes | None:
-    """Exactly ``length`` bytes from wsgi.input, or None when the client sent fewer."""
+    """Exactly ``length`` bytes from wsgi.input, or None when the client sent fewer (it
+    closed, reset the connection or went silent past the read timeout)."""
     chunks: list[bytes] = []
     got = 0
     while got < length:
-        chunk = stream.read(length - got)
+        try:
+            chunk = stream.read(length - got)
+        except (OSError, ValueError) as exc:  # TimeoutError, ConnectionResetError, a closed stream
+            log.info("the client stopped sending its body after %d of %d bytes: %s", got, length, exc)
+            return None
         if not chunk:
             return None
         chunks.append(chunk)
@@ -172,9 +177,13 @@ def read_cmp_request(
     # Checked before the body is read: a stranger's upload costs us nothing.
     if not alias_exists(alias):
         raise HTTPRefusal(404, f"unknown CMP alias {alias!r}")
-    method = environ.get("REQUEST_METHOD", "GET").upper()
-    if method != "POST":
+    method = environ.get("REQUEST_METHOD", "GET")
+    if method != "POST":  # methods are case-sensitive (RFC 9110): "post" is not POST
         raise HTTPRefusal(405, "only POST carries CMP messages", [("Allow", "POST")])
+    if environ.get("HTTP_TRANSFER_ENCODING"):
+        # CMP over HTTP sends a Content-Length. With both headers the framing is ambiguous
+        # (RFC 9112 section 6.3: request smuggling), and wsgiref would read the chunks raw.
+        raise HTTPRefusal(400, "Transfer-Encoding is not accepted: send the message with a Content-Length")
     raw_length = (environ.get("CONTENT_LENGTH") or "").strip()
     if not raw_length:
         raise HTTPRefusal(400, "Content-Length is required")

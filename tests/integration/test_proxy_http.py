@@ -173,7 +173,46 @@ def test_slow_client_is_dropped() -> None:
             while data and (more := s.recv(65536)):
                 data += more
         assert time.monotonic() - t0 < 5, "the stalled client was not dropped"
+        assert b" 400 " in data.split(b"\r\n")[0], data[:200]  # a short body, never a 500
         assert up.calls == []
+    finally:
+        server.stop()
+
+
+def test_ambiguous_framing_and_methods_are_refused() -> None:
+    """Transfer-Encoding (alone or with a Content-Length: request smuggling) is a 400, as
+    gunicorn answers for the test CA; methods are case-sensitive ("post" is not POST)."""
+    up = RecordingUpstream()
+    server = start(config('[alias.ra]\nupstream = "http://127.0.0.1:9/x"\n'), up.send)
+    try:
+        body = b"\x30\x03\x02\x01\x00"
+        chunked = b"5\r\n" + body + b"\r\n0\r\n\r\n"
+        for head in (b"Transfer-Encoding: chunked\r\nContent-Length: %d\r\n" % len(chunked),
+                     b"Transfer-Encoding: chunked\r\n"):
+            out = raw_http(server.port, b"POST /ra HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n" + chunked)
+            assert b" 400 " in out.split(b"\r\n")[0], out[:200]
+        out = raw_http(server.port, b"post /ra HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n" + body)
+        assert b" 405 " in out.split(b"\r\n")[0], out[:200]
+        assert up.calls == []
+        # and the server goes on serving
+        out = raw_http(server.port, b"POST /ra HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n" + body)
+        assert out.split(b"\r\n")[0].endswith(b"200 OK"), out[:200]
+    finally:
+        server.stop()
+
+
+def test_a_client_reset_mid_body_is_a_400_and_the_server_goes_on() -> None:
+    import struct
+
+    up = RecordingUpstream()
+    server = start(config('[alias.ra]\nupstream = "http://127.0.0.1:9/x"\n'), up.send)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(b"POST /ra HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n0123")
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST on close
+        body = b"\x30\x03\x02\x01\x00"
+        out = raw_http(server.port, b"POST /ra HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n" + body)
+        assert out.split(b"\r\n")[0].endswith(b"200 OK"), out[:200]  # a CMP error: not a PKIMessage
     finally:
         server.stop()
 
