@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 import click
 
-from cmpclient.errors import CMPClientError, DecodeError, ExitCode
+from cmpclient.errors import CMPClientError, ConfigError, DecodeError, ExitCode
 
 FORMATS_HINT = "expected a DER PKIMessage, PEM (-----BEGIN ...-----), base64 text, or a saved transaction JSON"
 _PEM_RE = re.compile(rb"-----BEGIN ([^-\r\n]*)-----(.*?)-----END \1-----", re.DOTALL)
@@ -173,7 +173,7 @@ def _read_source(path: str) -> bytes:
         with open(path, "rb") as fh:
             return fh.read()
     except OSError as exc:
-        raise DecodeError(f"{path}: cannot read: {exc.strerror or exc}", hint="check the file name") from exc
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}", hint="check the file name") from exc
 
 
 def _want_rich() -> bool:
@@ -232,7 +232,7 @@ def dump(ctx: click.Context, files: tuple[str, ...], json_output: bool | None, m
     out = get_output(ctx)
     as_json = bool(json_output) or out.json
     results: list[tuple[str, dict[str, Any]]] = []
-    failed = False
+    failed: ExitCode | None = None
     for path in files:
         name = "<stdin>" if path == "-" else path
         try:
@@ -240,11 +240,11 @@ def dump(ctx: click.Context, files: tuple[str, ...], json_output: bool | None, m
             for item in items:
                 results.append((item.source, tree_of(item, max_depth=max_depth)))
         except CMPClientError as exc:
-            failed = True
-            _report(exc, name)
+            code = _report(exc, name)
+            failed = failed or code
         except RecursionError:
-            failed = True
-            _report(DecodeError(f"{name}: structure nested too deeply"), name)
+            code = _report(DecodeError(f"{name}: structure nested too deeply"), name)
+            failed = failed or code
     if as_json:
         if len(results) == 1 and len(files) == 1:
             doc: Any = results[0][1]
@@ -262,12 +262,14 @@ def dump(ctx: click.Context, files: tuple[str, ...], json_output: bool | None, m
             else:
                 click.echo(_dump.render_text(tree), nl=False)
     if failed:
-        ctx.exit(int(ExitCode.PROTOCOL))
+        ctx.exit(int(failed))  # the first failure's code
 
 
-def _report(exc: CMPClientError, source: str) -> None:
-    code = exc.exit_code if isinstance(exc, DecodeError) else ExitCode.PROTOCOL
+def _report(exc: CMPClientError, source: str) -> ExitCode:
+    """Print ``exc``; its exit code: 3 for a file that cannot be read, else 5 (not DER/CMP)."""
+    code = ExitCode.CONFIG if isinstance(exc, ConfigError) else ExitCode.PROTOCOL
     text = exc.diagnostics()
     if not text.startswith(source):
         text = f"{source}: {text}"
-    click.echo(f"error ({code.name.lower()}, exit {int(ExitCode.PROTOCOL)}): {text}", err=True)
+    click.echo(f"error ({code.name.lower()}, exit {int(code)}): {text}", err=True)
+    return code

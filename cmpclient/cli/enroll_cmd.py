@@ -176,9 +176,12 @@ def parse_serial(text: str, what: str = "--serno") -> int:
     if t.startswith("0x"):
         t = t[2:]
     try:
-        return int(t.replace(":", ""), 16)
+        serial = int(t.replace(":", ""), 16)
     except ValueError:
         raise UsageError(f"{what}: not a hexadecimal serial number: {text!r}") from None
+    if serial < 0:
+        raise UsageError(f"{what}: a serial number is positive, got {text!r}", hint="e.g. --serno 1A2B3C")
+    return serial
 
 
 def template_builder(params: dict[str, Any], *, subject: Any = None, issuer: Any = None) -> Any:

@@ -145,7 +145,7 @@ auth_options = _group([
     opt("--extracerts", name="extracerts", type=_FILE, multiple=True, help="More certificates for extraCerts (e.g. intermediates)."),
     opt("--pbm-owf", name="pbm_owf", default="sha256", show_default=True, help="PasswordBasedMac one-way function."),
     opt("--pbm-mac", name="pbm_mac", default="hmacWithSHA256", show_default=True, help="PasswordBasedMac MAC (hmacWithSHA256, hmac-sha1, ...)."),
-    opt("--pbm-iterations", name="pbm_iterations", type=int, default=500, show_default=True, help="PBM / PBMAC1 iteration count."),
+    opt("--pbm-iterations", name="pbm_iterations", type=click.IntRange(1), default=500, show_default=True, help="PBM / PBMAC1 iteration count."),
     opt("--pbmac1", name="pbmac1", is_flag=True, default=False, help="Use PBMAC1 (RFC 9481) instead of PasswordBasedMac."),
     opt("--digest", name="digest", default="sha256", show_default=True, help="Digest for signatures (protection and POPO)."),
     opt("--rsa-pss", name="rsa_pss", is_flag=True, default=False, help="Sign with RSASSA-PSS."),

@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 from typing import Protocol, Sequence, Union
 
-from cmpclient.errors import TransportError
+from cmpclient.errors import ConfigError, TransportError
 from cmpclient.transport import end_transaction
 
 __all__ = ["Transport", "CaptureTransport", "ReplayTransport", "split_file_list", "FileList"]
@@ -59,15 +59,16 @@ def split_file_list(spec: FileList | None) -> list[Path]:
 def _write(path: Path, data: bytes, what: str) -> None:
     try:
         path.write_bytes(data)
-    except OSError as exc:
-        raise TransportError(f"cannot write {what} to file '{path}': {exc}", hint="check the directory and permissions") from exc
+    except OSError as exc:  # a local file, not the server: a configuration error (exit 3)
+        raise ConfigError(f"cannot write {what} to file '{path}': {exc.strerror or exc}",
+                          hint="check the directory and permissions") from exc
 
 
 def _read(path: Path, what: str) -> bytes:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise TransportError(f"cannot read {what} from file '{path}': {exc}") from exc
+        raise ConfigError(f"cannot read {what} from file '{path}': {exc.strerror or exc}", hint="check the file name") from exc
     if not data:
         raise TransportError(f"file '{path}' for {what} is empty")
     return data

@@ -73,3 +73,21 @@ def test_oldcrl_missing_or_not_a_crl(url: str, tmp_path: Path) -> None:
     for path, words in ((tmp_path / "missing", "does not exist"), (tmp_path / "g", "not a readable CRL")):
         r = run("genm", "--url", url, "--secret", "env:SEC", "--infotype", "crlStatusList", "--oldcrl", path)
         assert r.exit_code == ExitCode.CONFIG and words in r.output and "hint:" in r.output, r.output
+
+
+def test_local_files_are_config_errors_not_server_errors(url: str, tmp_path: Path) -> None:
+    """A missing --rspin, dump or nested input is a local file problem: exit 3 with a hint,
+    not "check the URL" (4) or "malformed response" (5)."""
+    r = run("genm", "--url", url, "--secret", "env:SEC", "--rspin", tmp_path / "none.der")
+    assert r.exit_code == ExitCode.CONFIG and "check the file name" in r.output, r.output
+    r = run("dump", tmp_path / "none.der")
+    assert r.exit_code == ExitCode.CONFIG and "check the file name" in r.output, r.output
+
+
+@pytest.mark.parametrize("args, words", [
+    (["revoke", "--issuer", "CN=x", "--serno", "-5"], "positive"),
+    (["genm", "--pbm-iterations", "0"], "--pbm-iterations"),
+])
+def test_values_out_of_range(url: str, args: list[str], words: str) -> None:
+    r = run(*args, "--url", url, "--secret", "env:SEC")
+    assert r.exit_code == ExitCode.USAGE and words in r.output, r.output

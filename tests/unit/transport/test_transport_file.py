@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cmpclient.errors import TransportError
+from cmpclient.errors import ConfigError, ExitCode, TransportError
 from cmpclient.transport.file import CaptureTransport, ReplayTransport, split_file_list
 
 
@@ -69,8 +69,9 @@ def test_capture_non_strict_skips_extra_messages(tmp_path):
 
 def test_capture_unwritable_path(tmp_path):
     t = CaptureTransport(FakeTransport(), reqout=[tmp_path / "missing-dir" / "q.der"])
-    with pytest.raises(TransportError, match="cannot write request"):
+    with pytest.raises(ConfigError, match="cannot write request") as info:  # a local file: exit 3, not 4
         t.send(b"x")
+    assert info.value.exit_code == ExitCode.CONFIG
 
 
 def test_replay_returns_responses_in_order_then_fails(tmp_path):
@@ -109,8 +110,9 @@ def test_replay_reqin_replaces_requests(tmp_path):
 
 
 def test_replay_missing_and_empty_files(tmp_path):
-    with pytest.raises(TransportError, match="cannot read response"):
+    with pytest.raises(ConfigError, match="cannot read response") as info:
         ReplayTransport(rspin=[tmp_path / "nope.der"]).send(b"x")
+    assert info.value.hint == "check the file name"
     empty = tmp_path / "empty.der"
     empty.write_bytes(b"")
     with pytest.raises(TransportError, match="empty"):
