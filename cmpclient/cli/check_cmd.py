@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -180,7 +181,9 @@ def check(ctx: click.Context, **_: Any) -> None:
 
     \b
     Exit status: 0 when no scenario FAILed or ERRORed; 5 when conformance failures were
-    found; 2/3 for bad options or configuration.
+    found; 4 when the server was reached in no scenario; 7 when it refused our credentials
+    in the baseline scenarios (ir, genm), so the rest says nothing; 2/3 for bad options or
+    configuration.
     """
     from cmpclient.check import SCENARIOS, run_check, select, to_junit_xml
 
@@ -205,11 +208,50 @@ def check(ctx: click.Context, **_: Any) -> None:
         from cmpclient.keys import atomic_write
 
         atomic_write(params["junit"], to_junit_xml(report), mode=0o644)
+    not_the_server = _not_the_servers_fault(report)
     if out.json:
-        out.emit_json(report.to_dict())
+        doc = report.to_dict()
+        if not_the_server is not None:  # one JSON document: the report, with the reason for the exit code
+            doc["error"] = {"exit": int(not_the_server.exit_code), "message": not_the_server.message,
+                            "hint": not_the_server.hint}
+        out.emit_json(doc)
     else:
         print_matrix(out, report)
+    if not_the_server is not None:
+        if out.json:
+            click.echo(f"error: {not_the_server.diagnostics()}", err=True)
+            ctx.exit(int(not_the_server.exit_code))
+        raise not_the_server
     if not report.ok:
         bad = [r.name for r in report.results if r.verdict.bad]
         out.info(f"conformance failures found in {len(bad)} scenario(s): {', '.join(bad)} (exit {int(ExitCode.PROTOCOL)})")
         ctx.exit(int(ExitCode.PROTOCOL))
+
+
+#: A rejection of the baseline scenarios that says our credentials were refused.
+_AUTH_REFUSED = re.compile(
+    r"badMessageCheck|notAuthorized|wrongIntegrity|signerNotTrusted|authenticat|MAC verification|wrong PBM"
+    r"|not authori[sz]ed|failed to verify|protection is wrong", re.IGNORECASE)
+_BASELINES = ("ir", "genm")
+
+
+def _not_the_servers_fault(report: Any) -> Exception | None:
+    """The error to exit with when the results say nothing about the server's conformance:
+    it was never reached (4), or it refused our credentials in the baseline scenarios (7)."""
+    from cmpclient.check import Verdict
+    from cmpclient.errors import CMPRejection, TransportError
+
+    ran = [r for r in report.results if r.verdict is not Verdict.SKIPPED]
+    unreached = [r for r in ran if r.verdict is Verdict.ERROR and r.got == "transport failure"]
+    answered = [r for r in ran if r.verdict not in (Verdict.ERROR, Verdict.UNSUPPORTED)]
+    if unreached and not answered:
+        return TransportError(f"the server was not reached in any scenario: {unreached[0].reason}",
+                              hint="check --url and that the server is running; no conformance result was obtained")
+    baselines = [r for r in ran if r.name in _BASELINES]
+    if baselines and all(r.verdict is Verdict.FAIL and _AUTH_REFUSED.search(f"{r.got} {r.reason}") for r in baselines):
+        return CMPRejection(
+            f"the server refused our credentials in the baseline scenario(s) {', '.join(r.name for r in baselines)}: "
+            f"{baselines[0].got}",
+            hint="check --authparam/--keyid (or --cert/--key, --keystore); the other verdicts say nothing "
+            "about conformance until the baseline passes")
+    return None

@@ -201,5 +201,16 @@ def test_list_and_bad_selection():
 def test_unreachable_server_is_error_not_crash(closed_port):
     r, doc, res = run_json(["--url", f"http://127.0.0.1:{closed_port}/nothing", "--secret", "env:CHECK_SECRET", "--only", "ir,neg-garbage",
                             "--timeout", "2"])
-    assert r.exit_code == 5
+    assert r.exit_code == 4  # not reached at all: a transport error, not a conformance failure
     assert {x["verdict"] for x in res.values()} == {"ERROR"}
+    assert doc["error"]["exit"] == 4 and "not reached" in doc["error"]["message"] and "hint" in r.stderr
+
+
+def test_wrong_credentials_are_not_blamed_on_the_server(testca_server):
+    """A wrong secret makes every scenario fail; the check says the baseline was refused
+    (exit 7, check your credentials) instead of reporting conformance failures (5)."""
+    only = ["--only", "ir,genm,rr", "--subject-template", UID_TEMPLATE]
+    r = run([*common(testca_server, "ra"), "--secret", "env:WRONG", *only], WRONG="not-the-secret")
+    assert r.exit_code == 7 and "refused our credentials" in r.stderr and "--authparam" in r.stderr, r.stderr
+    r = run([*mac(testca_server, "ra"), *only])  # the same with the right secret: all pass
+    assert r.exit_code == 0, r.stdout + r.stderr
