@@ -210,6 +210,8 @@ def new_key(params: dict[str, Any], *, default_spec: str | None = "RSA2048", fal
 
     if params.get("newkey") and params.get("reqnewkeyspec"):
         raise UsageError("give --newkey or --reqnewkeyspec, not both")
+    if params.get("reqnewkeyspec") is not None and not str(params["reqnewkeyspec"]).strip():
+        raise UsageError("--reqnewkeyspec is empty", hint="e.g. --reqnewkeyspec secp256r1 (or RSA2048, Ed25519, ML-DSA-65)")
     if params.get("newkey"):
         return load_private_key(params["newkey"], read_opt_secret(params, "newkeypass", what="--newkeypass")), False
     if params.get("reqnewkeyspec"):
@@ -544,6 +546,9 @@ def p10cr(ctx: click.Context, **_: Any) -> None:
     if params.get("csr"):
         if params.get("newkey") or params.get("reqnewkeyspec"):
             raise UsageError("--csr already carries the key; drop --newkey/--reqnewkeyspec")
+        if params.get("dn") or params.get("altname"):
+            raise UsageError("--csr already carries the subject and extensions; drop --dn/--altname",
+                             hint="the CSR is sent as it is (its signature covers them)")
         run_enroll(ctx, "p10cr", _load_csr(params["csr"]), private_key=None)
         return
     key, generated = new_key(params)

@@ -220,6 +220,9 @@ def load_credentials(params: dict[str, Any], *, required: bool = False) -> Crede
     """--keystore (PKCS#12) or --cert/--key; None when neither is given (unless required)."""
     from cmpclient.keys import load_certificates, load_private_key
 
+    if params.get("keystore") and (params.get("cert") or params.get("key")):
+        raise UsageError("give --keystore or --cert/--key, not both",
+                         hint="the keystore holds the key and the certificate; --cert/--key would be ignored")
     if params.get("keystore"):
         from cryptography.hazmat.primitives.serialization import pkcs12
 

@@ -91,3 +91,20 @@ def test_local_files_are_config_errors_not_server_errors(url: str, tmp_path: Pat
 def test_values_out_of_range(url: str, args: list[str], words: str) -> None:
     r = run(*args, "--url", url, "--secret", "env:SEC")
     assert r.exit_code == ExitCode.USAGE and words in r.output, r.output
+
+
+def test_conflicting_inputs_are_refused(url: str, tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    from cmpclient.keys import generate_key
+
+    key = generate_key("secp256r1")
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name.from_rfc4514_string("CN=csr")).sign(key, hashes.SHA256())
+    (tmp_path / "r.csr").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    r = run("p10cr", "--url", url, "--secret", "env:SEC", "--csr", tmp_path / "r.csr", "--dn", "CN=other")
+    assert r.exit_code == ExitCode.USAGE and "--csr already carries the subject" in r.output, r.output
+    r = run("crmf", "--url", url, "--secret", "env:SEC", "--dn", "CN=a", "--reqnewkeyspec", "", "--keyout", tmp_path / "k")
+    assert r.exit_code == ExitCode.USAGE and "--reqnewkeyspec is empty" in r.output, r.output
+    r = run("update", "--url", url, "--keystore", tmp_path / "ks.p12", "--cert", tmp_path / "c.pem", "--key", tmp_path / "k.pem")
+    assert r.exit_code == ExitCode.USAGE and "--keystore or --cert/--key" in r.output, r.output
