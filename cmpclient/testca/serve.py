@@ -144,13 +144,17 @@ class _DeadlineSocket:
     Everything else is the socket's own.
     """
 
-    def __init__(self, sock: socket.socket, peer: Any) -> None:
+    def __init__(self, sock: socket.socket, peer: Any, *, start: float | None = None, prefix: bytes = b"") -> None:
         self._sock = sock
         self._peer = peer
-        self._start = time.monotonic()
-        self._got = 0
+        self._start = time.monotonic() if start is None else start
+        self._prefix = prefix  # what the parking already read of this request
+        self._got = len(prefix)
 
     def recv(self, size: int, *flags: int) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix[:size], self._prefix[size:]
+            return data
         if self._got < 0:
             return b""
         limit = FIRST_BYTE_TIMEOUT if self._got == 0 else REQUEST_READ_TIMEOUT
@@ -179,46 +183,148 @@ class _DeadlineSocket:
         return getattr(self._sock, name)
 
 
-class _Parking:
-    """Accepted connections that have not sent a byte yet, waiting without a worker.
+class _Pending:
+    """A connection whose request is still arriving: what it has sent so far."""
 
-    A gunicorn sync worker handles one connection at a time; waiting for a silent one
-    (up to FIRST_BYTE_TIMEOUT) used to hold the worker, so N idle connections delayed
-    everyone by N x 2 s. Now a new connection that has sent nothing within PEEK_SECONDS
-    is parked: the worker's wait() polls the listening socket *and* the parked sockets,
-    handles a parked one as soon as it becomes readable and closes those still silent
-    after FIRST_BYTE_TIMEOUT -- checked at the deadline, so a request that has arrived is
-    served, however late the worker gets to it. Ready parked connections are served before
-    new ones are accepted (a busy worker would otherwise starve them). At most MAX_PARKED per
-    worker (the oldest is closed first).
+    __slots__ = ("sock", "addr", "listener", "start", "buf", "eof")
+
+    def __init__(self, sock: socket.socket, addr: Any, listener: Any) -> None:
+        self.sock, self.addr, self.listener = sock, addr, listener
+        self.start = time.monotonic()
+        self.buf = bytearray()
+        self.eof = False
+
+    @property
+    def deadline(self) -> float:
+        return self.start + (REQUEST_READ_TIMEOUT if self.buf else FIRST_BYTE_TIMEOUT)
+
+    def fill(self) -> None:
+        """Read what has arrived, without blocking."""
+        while not self.eof and len(self.buf) <= _MAX_BUFFERED:
+            try:
+                chunk = self.sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.eof = True
+                return
+            if not chunk:
+                self.eof = True
+                return
+            self.buf += chunk
+
+
+#: Bytes a parked connection may buffer: the largest request the CA reads, plus headers.
+_MAX_BUFFERED = 100_000 + 65_536
+
+
+def request_complete(buf: bytes | bytearray, wants_body: Callable[[str, str], bool]) -> bool:
+    """Whether ``buf`` holds a whole request for the app to answer: the headers, and the
+    body too when ``wants_body(method, target)`` says the app will read one (a POST to a
+    known alias; others are answered from the headers, like the 404 before the body).
+    Anything odd -- no Content-Length, Transfer-Encoding, oversize -- counts as complete:
+    gunicorn and the app refuse it without waiting for more."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return len(buf) > 65_536
+    lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+    method, _, rest = lines[0].partition(" ")
+    target = rest.rpartition(" ")[0] or rest
+    length = None
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "transfer-encoding":
+            return True
+        if name == "content-length":
+            value = value.strip()
+            if not value.isdigit():
+                return True
+            length = int(value)
+    if length is None or length > 100_000:
+        return True
+    try:
+        if not wants_body(method, target):
+            return True
+    except Exception:  # noqa: BLE001 - a malformed target: the app answers it
+        return True
+    return len(buf) - (end + 4) >= length
+
+
+def _wants_body(method: str, target: str) -> bool:
+    """Whether this worker's app reads a body for this request line: a POST to an alias
+    its CA knows (anything else is answered from the headers)."""
+    if method != "POST":
+        return False
+    from urllib.parse import unquote, urlsplit
+
+    from cmpclient.testca.wsgi import HTTPRefusal, alias_from_path
+
+    ca = _worker_state.get("ca")
+    if ca is None:
+        return True
+    path = urlsplit(target).path if "://" in target else target.split("?", 1)[0]
+    try:
+        return bool(ca.alias_exists(alias_from_path(unquote(path))))
+    except HTTPRefusal:
+        return False
+
+
+class _Parking:
+    """Accepted connections whose request has not fully arrived, waiting without a worker.
+
+    A gunicorn sync worker handles one connection at a time; waiting for a silent or a
+    slow one (up to FIRST_BYTE_TIMEOUT for the first byte, REQUEST_READ_TIMEOUT for the
+    whole request) used to hold the worker, so a few slow clients delayed everyone. Now a
+    new connection is read for PEEK_SECONDS; unless its whole request has arrived it is
+    parked with what it sent: the worker's wait() polls the listening socket *and* the
+    parked sockets, reads what arrives, and hands a connection to gunicorn once its
+    request is complete (gunicorn reads the buffered bytes first). At the deadline a
+    connection that sent nothing is closed; one that sent part of a request is handed
+    over as it is (a short body becomes the app's 400) -- checked only then, so a request
+    that arrived late is still served. Ready connections are served before new ones are
+    accepted (a busy worker would otherwise starve them). At most MAX_PARKED per worker
+    (the oldest is closed first).
     """
 
     PEEK_SECONDS = 0.005
     MAX_PARKED = 512
     _EVENTS = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 
-    def __init__(self) -> None:
-        self._parked: list[tuple[socket.socket, Any, Any, float]] = []
+    def __init__(self, wants_body: Callable[[str, str], bool] = lambda method, target: method == "POST") -> None:
+        self._parked: list[_Pending] = []
+        self._wants_body = wants_body
 
     def __len__(self) -> int:
         return len(self._parked)
 
-    def park_if_silent(self, client: socket.socket, addr: Any, listener: Any) -> bool:
+    def admit(self, client: socket.socket, addr: Any, listener: Any) -> _Pending | None:
+        """A new connection: returned when its request is complete (serve it now), else
+        parked (None)."""
+        entry = _Pending(client, addr, listener)
+        client.setblocking(False)
         poller = select.poll()
         poller.register(client, self._EVENTS)
-        if poller.poll(int(self.PEEK_SECONDS * 1000)):
-            return False  # bytes (or the end) arrived: handle it now
-        client.setblocking(False)
-        self._parked.append((client, addr, listener, time.monotonic() + FIRST_BYTE_TIMEOUT))
+        deadline = entry.start + self.PEEK_SECONDS
+        while True:
+            remaining = deadline - time.monotonic()
+            if not poller.poll(max(0, int(remaining * 1000))):
+                break
+            entry.fill()
+            if self._done(entry) or time.monotonic() >= deadline:
+                break
+        if self._done(entry):
+            return entry
+        self._parked.append(entry)
         while len(self._parked) > self.MAX_PARKED:
-            self._close(self._parked.pop(0), "too many silent connections")
-        return True
+            self._close(self._parked.pop(0), "too many waiting connections")
+        return None
 
-    def poll(self, gunicorn_fds: list[Any], timeout: float) -> tuple[list[Any], list[tuple[socket.socket, Any, Any]]]:
-        """Wait up to ``timeout`` (less if a parked connection expires sooner); return the
-        ready gunicorn fds (as given) and the parked connections that became readable."""
+    def poll(self, gunicorn_fds: list[Any], timeout: float) -> tuple[list[Any], list[_Pending]]:
+        """Wait up to ``timeout`` (less if a parked connection's deadline comes sooner);
+        return the ready gunicorn fds (as given) and the connections to serve now."""
         if self._parked:
-            timeout = max(0.0, min(timeout, min(p[3] for p in self._parked) - time.monotonic()))
+            timeout = max(0.0, min(timeout, min(p.deadline for p in self._parked) - time.monotonic()))
         by_fd = {(obj if isinstance(obj, int) else obj.fileno()): obj for obj in gunicorn_fds}
         poller = self._poller()
         for fd in by_fd:
@@ -226,40 +332,46 @@ class _Parking:
         readable = {fd for fd, _ in poller.poll(timeout * 1000)}
         return [obj for fd, obj in by_fd.items() if fd in readable], self._partition(readable)
 
-    def take_ready(self) -> list[tuple[socket.socket, Any, Any]]:
-        """Remove and return the parked connections with bytes (or an end) to read, oldest
-        first; close those still silent after FIRST_BYTE_TIMEOUT. Never blocks."""
+    def take_ready(self) -> list[_Pending]:
+        """Remove and return the parked connections to serve now, oldest first (read what
+        has arrived; close the silent ones past their deadline). Never blocks."""
         if not self._parked:
             return []
         return self._partition({fd for fd, _ in self._poller().poll(0)})
 
+    def _done(self, entry: _Pending) -> bool:
+        return entry.eof or request_complete(entry.buf, self._wants_body)
+
     def _poller(self) -> Any:
         poller = select.poll()
         for entry in self._parked:
-            poller.register(entry[0].fileno(), self._EVENTS)
+            poller.register(entry.sock.fileno(), self._EVENTS)
         return poller
 
-    def _partition(self, readable: set[int]) -> list[tuple[socket.socket, Any, Any]]:
-        """Take out the parked connections whose fd is in ``readable``; close the others
-        whose deadline has passed (only now: bytes that came late are still served)."""
+    def _partition(self, readable: set[int]) -> list[_Pending]:
         now = time.monotonic()
         ready, keep = [], []
         for entry in self._parked:
-            if entry[0].fileno() in readable:
-                ready.append(entry[:3])
-            elif entry[3] <= now:
-                self._close(entry, f"sent nothing within {FIRST_BYTE_TIMEOUT:.0f} s")
+            if entry.sock.fileno() in readable:
+                entry.fill()
+            if self._done(entry):
+                ready.append(entry)
+            elif entry.deadline <= now:
+                if entry.buf:
+                    ready.append(entry)  # handed over as it is: the app answers a short body with 400
+                else:
+                    self._close(entry, f"sent nothing within {FIRST_BYTE_TIMEOUT:.0f} s")
             else:
                 keep.append(entry)
         self._parked = keep
         return ready
 
     @staticmethod
-    def _close(entry: tuple[socket.socket, Any, Any, float], why: str | None) -> None:
+    def _close(entry: _Pending, why: str | None) -> None:
         if why:
-            log.warning("closing slow client %s: %s", entry[1], why)
+            log.warning("closing slow client %s: %s", entry.addr, why)
         try:
-            entry[0].close()
+            entry.sock.close()
         except OSError:
             pass
 
@@ -521,21 +633,24 @@ def _serve_gunicorn(
         and silent connections parked instead of waited for (see :class:`_Parking`)."""
 
         def init_process(self) -> None:
-            self._parking = _Parking()
+            self._parking = _Parking(wants_body=_wants_body)
             super().init_process()
+
+        def _serve(self, entry: _Pending) -> None:
+            entry.sock.setblocking(True)
+            sock = _DeadlineSocket(entry.sock, entry.addr, start=entry.start, prefix=bytes(entry.buf))
+            self.handle(entry.listener, sock, entry.addr)
 
         def accept(self, listener: Any) -> None:
             # Parked connections whose request has arrived go first: under load gunicorn
             # keeps accepting while the backlog is not empty and would starve them.
-            for client, addr, parked_on in self._parking.take_ready():
-                client.setblocking(True)
-                self.handle(parked_on, _DeadlineSocket(client, addr), addr)
+            for entry in self._parking.take_ready():
+                self._serve(entry)
             client, addr = listener.accept()
             _gutil.close_on_exec(client)
-            if self._parking.park_if_silent(client, addr, listener):
-                return
-            client.setblocking(True)
-            self.handle(listener, _DeadlineSocket(client, addr), addr)
+            entry = self._parking.admit(client, addr, listener)
+            if entry is not None:
+                self._serve(entry)
 
         def wait(self, timeout: float) -> Any:
             if not self._parking:
@@ -545,9 +660,8 @@ def _serve_gunicorn(
                 ready_gunicorn, ready_parked = self._parking.poll(self.wait_fds, timeout)
             except (OSError, ValueError):  # a closed listener while stopping: gunicorn's own wait decides
                 return super().wait(0)
-            for client, addr, listener in ready_parked:
-                client.setblocking(True)
-                self.handle(listener, _DeadlineSocket(client, addr), addr)
+            for entry in ready_parked:
+                self._serve(entry)
             if self.PIPE[0] in ready_gunicorn:
                 try:
                     os.read(self.PIPE[0], 1)

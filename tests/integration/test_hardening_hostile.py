@@ -300,10 +300,14 @@ def test_slow_loris_is_cut_off_and_another_client_enrols(served):
     from cmpclient.testca import serve as serve_mod
 
     head = b"POST /ejbca/publicweb/cmp/ra HTTP/1.1\r\nHost: x\r\n"  # headers never finished
-    lorises = [_open(served.port, head) for _ in range(2)]  # as many as there are workers
+    body = b"POST /ejbca/publicweb/cmp/ra HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n\x30"  # body never finished
+    lorises = [_open(served.port, head) for _ in range(3)] + [_open(served.port, body) for _ in range(3)]
     t0 = time.monotonic()
     _ok_enrolment(served.url, "beside-slowloris")
-    assert time.monotonic() - t0 < serve_mod.REQUEST_READ_TIMEOUT + 15
+    # Six slow clients, two workers: they wait parked with what they sent; none holds a
+    # worker (before, each held one for up to REQUEST_READ_TIMEOUT: 10-20 s for this enrolment).
+    took = time.monotonic() - t0
+    assert took < 2 * serve_mod.FIRST_BYTE_TIMEOUT, took
     for s in lorises:
         closed, _ = _closed_by_server(s, serve_mod.REQUEST_READ_TIMEOUT + 10)
         assert closed

@@ -1,4 +1,5 @@
-"""The sync worker's parking of silent connections (cmpclient.testca.serve._Parking)."""
+"""The sync worker's parking of connections whose request has not fully arrived
+(cmpclient.testca.serve._Parking): silent ones and slow senders."""
 
 from __future__ import annotations
 
@@ -26,15 +27,55 @@ def _connect(listener):
     return c, server_side, addr
 
 
-def test_a_sender_is_not_parked(listener):
+def test_a_whole_request_is_served_at_once(listener):
     parking = serve_mod._Parking()
     c, srv, addr = _connect(listener)
-    c.sendall(b"POST / HTTP/1.1\r\n")
+    request = b"POST /ra HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+    c.sendall(request)
     assert select.select([srv], [], [], 5)[0]  # the bytes are there before the peek
-    assert parking.park_if_silent(srv, addr, listener) is False
-    assert len(parking) == 0
+    entry = parking.admit(srv, addr, listener)
+    assert entry is not None and bytes(entry.buf) == request and len(parking) == 0
     c.close()
     srv.close()
+
+
+def test_a_slow_sender_is_parked_until_its_request_is_complete(listener):
+    """A client dripping its request no longer holds a worker: it waits parked, with what
+    it sent, and is handed over once the body is complete -- gunicorn reads the buffered
+    bytes first, through the deadline socket."""
+    parking = serve_mod._Parking()
+    c, srv, addr = _connect(listener)
+    c.sendall(b"POST /ra HTTP/1.1\r\nContent-Length: 5\r\n")
+    assert select.select([srv], [], [], 5)[0]
+    assert parking.admit(srv, addr, listener) is None and len(parking) == 1
+    c.sendall(b"\r\nab")
+    _, ready = parking.poll([listener], timeout=5)
+    assert ready == [] and len(parking) == 1  # still 3 body bytes to come
+    c.sendall(b"cde")
+    _, ready = parking.poll([listener], timeout=5)
+    assert len(ready) == 1 and len(parking) == 0
+    sock = serve_mod._DeadlineSocket(ready[0].sock, addr, start=ready[0].start, prefix=bytes(ready[0].buf))
+    ready[0].sock.setblocking(True)
+    assert sock.recv(1000) == b"POST /ra HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcde"
+    c.close()
+    srv.close()
+
+
+@pytest.mark.parametrize("data, complete", [
+    (b"POST /ra HTTP/1.1\r\nContent-Length: 3\r\n\r\nab", False),
+    (b"POST /ra HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", True),
+    (b"POST /ra HTTP/1.1\r\ncontent-length:3\r\n", False),  # headers not finished
+    (b"GET /ra HTTP/1.1\r\n\r\n", True),  # no body to wait for
+    (b"POST /ra HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", True),  # refused from the headers
+    (b"POST /ra HTTP/1.1\r\nContent-Length: x\r\n\r\n", True),
+    (b"POST /ra HTTP/1.1\r\nContent-Length: 100001\r\n\r\n", True),  # too large: 400 at once
+    (b"POST /nope HTTP/1.1\r\nContent-Length: 50\r\n\r\n", True),  # unknown alias: 404 before the body
+])
+def test_request_complete(data: bytes, complete: bool) -> None:
+    def wants_body(method: str, target: str) -> bool:
+        return method == "POST" and target == "/ra"
+
+    assert serve_mod.request_complete(data, wants_body) is complete
 
 
 def test_a_late_request_is_served_even_after_the_deadline(listener, monkeypatch):
@@ -44,13 +85,13 @@ def test_a_late_request_is_served_even_after_the_deadline(listener, monkeypatch)
     parking = serve_mod._Parking()
     late, late_srv, late_addr = _connect(listener)
     silent, silent_srv, silent_addr = _connect(listener)
-    assert parking.park_if_silent(late_srv, late_addr, listener)
-    assert parking.park_if_silent(silent_srv, silent_addr, listener)
+    assert parking.admit(late_srv, late_addr, listener) is None
+    assert parking.admit(silent_srv, silent_addr, listener) is None
     assert len(parking) == 2
-    late.sendall(b"POST / HTTP/1.1\r\n")
+    late.sendall(b"GET / HTTP/1.1\r\n\r\n")
     time.sleep(0.3)  # both deadlines have passed
     ready = parking.take_ready()
-    assert [entry[0] for entry in ready] == [late_srv]  # served ...
+    assert [entry.sock for entry in ready] == [late_srv]  # served ...
     assert len(parking) == 0
     silent.settimeout(2)
     assert silent.recv(1) == b""  # ... and the silent one was closed
@@ -63,16 +104,16 @@ def test_poll_returns_ready_parked_connections_and_times_out_at_the_deadline(lis
     monkeypatch.setattr(serve_mod, "FIRST_BYTE_TIMEOUT", 0.3)
     parking = serve_mod._Parking()
     c, srv, addr = _connect(listener)
-    assert parking.park_if_silent(srv, addr, listener)
+    assert parking.admit(srv, addr, listener) is None
     t0 = time.monotonic()
     ready_g, ready_p = parking.poll([listener], timeout=30)  # nothing happens: wakes at the deadline
     assert time.monotonic() - t0 < 5 and ready_g == [] and ready_p == []
     assert len(parking) == 0  # expired and closed
     c2, srv2, addr2 = _connect(listener)
-    assert parking.park_if_silent(srv2, addr2, listener)
-    c2.sendall(b"x")
+    assert parking.admit(srv2, addr2, listener) is None
+    c2.sendall(b"GET / HTTP/1.1\r\n\r\n")
     ready_g, ready_p = parking.poll([listener], timeout=30)
-    assert [e[0] for e in ready_p] == [srv2]
+    assert [e.sock for e in ready_p] == [srv2]
     for s in (c, c2, srv2):
         s.close()
 
@@ -84,7 +125,7 @@ def test_the_number_of_parked_connections_is_bounded(listener, monkeypatch):
     for _ in range(5):
         c, srv, addr = _connect(listener)
         clients.append(c)
-        parking.park_if_silent(srv, addr, listener)
+        parking.admit(srv, addr, listener)
     assert len(parking) == 3
     clients[0].settimeout(2)
     assert clients[0].recv(1) == b""  # the oldest went first
