@@ -116,11 +116,15 @@ def check_outputs(params: dict[str, Any], *, key_to_keep: bool) -> None:
 
 
 def _check_writable(path: Path, option: str) -> None:
+    from cmpclient.keys.load import is_special_output
+
+    if is_special_output(path):
+        return  # /dev/null, /dev/stdout, a FIFO: written to directly (keys.atomic_write)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))  # the file the link names is replaced
     parent = path.parent
     if path.is_dir():
         raise UsageError(f"{option} {path}: is a directory", hint="nothing was sent to the CA; give a file name")
-    if path.exists() and not path.is_file():
-        return  # /dev/null, /dev/stdout, a FIFO: written to directly (keys.atomic_write)
     if not parent.is_dir():
         raise UsageError(f"{option} {path}: directory {parent} does not exist",
                          hint="nothing was sent to the CA; create the directory first")

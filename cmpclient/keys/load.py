@@ -9,7 +9,9 @@ and renamed into place, so no other user can ever open them.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Sequence
@@ -234,19 +236,16 @@ def atomic_write(path: PathLike, data: bytes, *, mode: int = 0o600) -> None:
     The bytes go to a temporary file in the same directory, created with
     ``O_CREAT | O_EXCL`` and the final mode (so it is never readable by others, whatever the
     umask), then ``fsync``-ed and renamed over ``path``.  A crash leaves either the old file
-    or the new one, never a half-written key. An existing ``path`` that is not a regular
-    file (``/dev/null``, ``/dev/stdout``, a FIFO) is written to directly.
+    or the new one, never a half-written key. ``/dev/null``, ``/dev/stdout``, a FIFO or a
+    device is written to directly (:func:`is_special_output`); through a symbolic link, the
+    file it names is replaced and the link kept.
     """
     target = Path(path)
-    if target.exists() and not target.is_file() and not target.is_dir():
-        # /dev/null, /dev/stdout, a FIFO: written to as they are (as openssl does). Renaming a
-        # file over them would replace the device node or the link itself.
-        try:
-            with open(target, "wb") as fh:
-                fh.write(data)
-        except OSError as exc:
-            raise KeyLoadError(f"cannot write {str(target)!r}: {exc.strerror or exc}") from None
+    if is_special_output(target):
+        _write_special(target, data)
         return
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))  # replace the file the link names, keep the link
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise KeyLoadError(f"cannot write {str(target)!r}: directory {str(directory)!r} does not exist")
@@ -280,6 +279,50 @@ def atomic_write(path: PathLike, data: bytes, *, mode: int = 0o600) -> None:
             os.unlink(tmp)
         except OSError:
             pass
+        raise KeyLoadError(f"cannot write {str(target)!r}: {exc.strerror or exc}") from None
+
+
+def is_special_output(path: PathLike) -> bool:
+    """``/dev/null``, ``/dev/stdout``, ``/proc/self/fd/N``, a FIFO or a device: written to
+    as it is (as openssl does), never replaced by renaming a file over it."""
+    p = Path(path)
+    text = os.path.abspath(p)
+    if text.startswith(("/dev/", "/proc/")):
+        return True
+    return p.exists() and not p.is_file() and not p.is_dir()
+
+
+_FD_PATH = re.compile(r"^/(?:proc/self/fd|dev/fd)/(\d+)$")
+
+
+def _write_special(target: Path, data: bytes) -> None:
+    text = os.path.abspath(target)
+    fd_number = {"/dev/stdout": 1, "/dev/stderr": 2}.get(text)
+    match = _FD_PATH.match(text)
+    if match:
+        fd_number = int(match.group(1))
+    if fd_number is not None:
+        # Our own open descriptor (a pipe, a terminal, a file the shell redirected with > or
+        # >>): write to it as it is, at its offset and with its flags.
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd_number, view):]
+        except OSError as exc:
+            raise KeyLoadError(f"cannot write {str(target)!r}: {exc.strerror or exc}") from None
+        return
+    try:
+        # O_NONBLOCK: a FIFO nobody reads fails at once (ENXIO) instead of blocking forever.
+        fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise KeyLoadError(f"cannot write {str(target)!r}: a pipe with no reader") from None
+        raise KeyLoadError(f"cannot write {str(target)!r}: {exc.strerror or exc}") from None
+    try:
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
         raise KeyLoadError(f"cannot write {str(target)!r}: {exc.strerror or exc}") from None
 
 

@@ -238,9 +238,11 @@ def request_complete(buf: bytes | bytearray, wants_body: Callable[[str, str], bo
             return True
         if name == "content-length":
             value = value.strip()
-            if not value.isdigit():
-                return True
+            if not (value.isascii() and value.isdigit() and len(value) <= 9):
+                return True  # malformed or absurd: refused from the headers
             length = int(value)
+        if name == "expect" and value.strip().lower() == "100-continue":
+            return True  # the client waits for "100 Continue", which gunicorn sends once it has the request
     if length is None or length > 100_000:
         return True
     try:
@@ -340,7 +342,11 @@ class _Parking:
         return self._partition({fd for fd, _ in self._poller().poll(0)})
 
     def _done(self, entry: _Pending) -> bool:
-        return entry.eof or request_complete(entry.buf, self._wants_body)
+        try:
+            return entry.eof or request_complete(entry.buf, self._wants_body)
+        except Exception:  # noqa: BLE001 - a request we cannot judge is gunicorn's to refuse; the worker lives on
+            log.info("handing over an unusual request from %s as it is", entry.addr)
+            return True
 
     def _poller(self) -> Any:
         poller = select.poll()
@@ -637,7 +643,7 @@ def _serve_gunicorn(
             super().init_process()
 
         def _serve(self, entry: _Pending) -> None:
-            entry.sock.setblocking(True)
+            entry.sock.settimeout(REQUEST_READ_TIMEOUT)  # blocking again, and it bounds the answer's sendall
             sock = _DeadlineSocket(entry.sock, entry.addr, start=entry.start, prefix=bytes(entry.buf))
             self.handle(entry.listener, sock, entry.addr)
 

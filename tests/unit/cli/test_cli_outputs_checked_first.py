@@ -97,3 +97,39 @@ def test_a_key_output_without_a_known_key_is_refused_before_sending(url: str, tm
     r = CliRunner().invoke(cli, ["p10cr", "--url", url, "--secret", "env:SEC", "--ref", "x", "--csr", str(tmp_path / "r.csr"),
                                  "--keyout", str(tmp_path / "k.pem")], env={"NO_COLOR": "1", "SEC": "password"})
     assert r.exit_code == ExitCode.USAGE and "no private key to write" in r.output, r.output
+
+
+def test_a_fifo_without_reader_fails_at_once_and_links_are_kept(tmp_path: Path) -> None:
+    from cmpclient.errors import KeyLoadError
+    from cmpclient.keys import atomic_write
+
+    fifo = tmp_path / "nobody-reads"
+    os.mkfifo(fifo)
+    with pytest.raises(KeyLoadError, match="no reader"):
+        atomic_write(fifo, b"x")  # before: blocked forever, after the CA had issued the certificate
+    real = tmp_path / "real.pem"
+    real.write_text("old")
+    link = tmp_path / "link.pem"
+    link.symlink_to(real)
+    atomic_write(link, b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+    assert (real.stat().st_mode & 0o777) == 0o600
+
+
+def test_proc_fd_outputs_are_written_through(tmp_path: Path) -> None:
+    """/dev/stdout and /proc/self/fd/N name whatever the fd is (a pipe, a redirected file):
+    written to, never replaced (as root a rename used to replace /dev/stdout itself)."""
+    from cmpclient.keys import atomic_write
+
+    read_end, write_end = os.pipe()
+    try:
+        atomic_write(f"/proc/self/fd/{write_end}", b"through the pipe")
+        assert os.read(read_end, 100) == b"through the pipe"
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    redirected = tmp_path / "out.pem"
+    redirected.write_bytes(b"kept|")
+    with open(redirected, "ab") as fh:  # like a shell's >>: the descriptor's own flags and offset count
+        atomic_write(f"/proc/self/fd/{fh.fileno()}", b"appended")
+    assert redirected.read_bytes() == b"kept|appended" and Path("/dev/stdout").is_symlink()

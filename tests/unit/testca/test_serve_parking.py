@@ -70,6 +70,9 @@ def test_a_slow_sender_is_parked_until_its_request_is_complete(listener):
     (b"POST /ra HTTP/1.1\r\nContent-Length: x\r\n\r\n", True),
     (b"POST /ra HTTP/1.1\r\nContent-Length: 100001\r\n\r\n", True),  # too large: 400 at once
     (b"POST /nope HTTP/1.1\r\nContent-Length: 50\r\n\r\n", True),  # unknown alias: 404 before the body
+    (b"POST /ra HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n", True),  # a latin-1 "superscript two": isdigit() but not a number
+    (b"POST /ra HTTP/1.1\r\nContent-Length: " + b"0" * 5001 + b"\r\n\r\n", True),  # int() refuses 5001 digits
+    (b"POST /ra HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", True),  # waits for 100 Continue
 ])
 def test_request_complete(data: bytes, complete: bool) -> None:
     def wants_body(method: str, target: str) -> bool:
@@ -131,3 +134,16 @@ def test_the_number_of_parked_connections_is_bounded(listener, monkeypatch):
     assert clients[0].recv(1) == b""  # the oldest went first
     for c in clients:
         c.close()
+
+
+def test_a_request_that_cannot_be_judged_does_not_kill_the_worker(listener, monkeypatch):
+    def broken(method: str, target: str) -> bool:
+        raise RuntimeError("boom")
+
+    parking = serve_mod._Parking(wants_body=broken)
+    c, srv, addr = _connect(listener)
+    c.sendall(b"POST /ra HTTP/1.1\r\nContent-Length: 5\r\n\r\n")
+    assert select.select([srv], [], [], 5)[0]
+    assert parking.admit(srv, addr, listener) is not None  # handed over, not an exception
+    c.close()
+    srv.close()
