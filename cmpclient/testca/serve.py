@@ -150,6 +150,13 @@ class _DeadlineSocket:
         self._start = time.monotonic() if start is None else start
         self._prefix = prefix  # what the parking already read of this request
         self._got = len(prefix)
+        self._cap: float | None = None  # a shorter timeout gunicorn asked for (draining, closing)
+
+    def settimeout(self, timeout: float | None) -> None:
+        """gunicorn bounds its own waits (draining a body, the graceful close's 2 s); those
+        caps are kept, so a client that stays connected after its answer is let go then."""
+        self._cap = timeout
+        self._sock.settimeout(timeout)
 
     def recv(self, size: int, *flags: int) -> bytes:
         if self._prefix:
@@ -161,13 +168,17 @@ class _DeadlineSocket:
         remaining = self._start + limit - time.monotonic()
         if remaining <= 0:
             return self._expired(limit)
-        self._sock.settimeout(remaining)
+        capped = self._cap is not None and self._cap < remaining
+        self._sock.settimeout(self._cap if capped else remaining)
         try:
             data = self._sock.recv(size, *flags)
         except (socket.timeout, TimeoutError):
+            if capped:
+                raise  # gunicorn's own shorter wait ended: its timeout, not a slow client
             return self._expired(limit)
         finally:
-            self._sock.settimeout(REQUEST_READ_TIMEOUT)  # bounds the answer's sendall too
+            # bounds the answer's sendall too
+            self._sock.settimeout(self._cap if self._cap is not None else REQUEST_READ_TIMEOUT)
         self._got += len(data)
         return data
 

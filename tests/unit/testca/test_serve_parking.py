@@ -147,3 +147,19 @@ def test_a_request_that_cannot_be_judged_does_not_kill_the_worker(listener, monk
     assert parking.admit(srv, addr, listener) is not None  # handed over, not an exception
     c.close()
     srv.close()
+
+
+def test_a_shorter_wait_asked_by_gunicorn_is_kept(listener):
+    """gunicorn's graceful close waits 2 s for the client to go; the deadline socket used
+    to stretch that to the full request deadline (a client staying connected after its
+    answer held the worker ~10 s)."""
+    c, srv, addr = _connect(listener)
+    sock = serve_mod._DeadlineSocket(srv, addr, prefix=b"GET / HTTP/1.1\r\n\r\n")
+    assert sock.recv(100) == b"GET / HTTP/1.1\r\n\r\n"
+    sock.settimeout(0.2)
+    t0 = time.monotonic()
+    with pytest.raises((socket.timeout, TimeoutError)):
+        sock.recv(100)  # the client stays connected and silent
+    assert time.monotonic() - t0 < 2
+    c.close()
+    srv.close()
