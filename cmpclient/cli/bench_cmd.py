@@ -80,7 +80,8 @@ def bench(ctx: click.Context, **_: Any) -> None:
         from cmpclient.cli.options import read_opt_secret
         from cmpclient.keys import load_private_key
 
-        key = load_private_key(params["newkey"], read_opt_secret(params, "newkeypass", what="--newkeypass"))
+        key = load_private_key(params["newkey"], read_opt_secret(params, "newkeypass", what="--newkeypass"),
+                               password_option="--newkeypass")
         key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
     # Fail early (bad options, unreadable secrets) before starting any worker.

@@ -69,7 +69,8 @@ def build_setup(params: dict[str, Any]) -> Any:
     if params.get("newkey"):
         from cmpclient.keys import load_private_key
 
-        newkey = load_private_key(params["newkey"], read_opt_secret(params, "newkeypass", what="--newkeypass"))
+        newkey = load_private_key(params["newkey"], read_opt_secret(params, "newkeypass", what="--newkeypass"),
+                                  password_option="--newkeypass")
     server_cert = _certs_from([params["srvcert"]])[0] if params.get("srvcert") else None
     template = params.get("subject_template") or "CN={name},O=cmpclient check"
     if "{name}" not in template:

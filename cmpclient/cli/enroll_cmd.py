@@ -213,7 +213,8 @@ def new_key(params: dict[str, Any], *, default_spec: str | None = "RSA2048", fal
     if params.get("reqnewkeyspec") is not None and not str(params["reqnewkeyspec"]).strip():
         raise UsageError("--reqnewkeyspec is empty", hint="e.g. --reqnewkeyspec secp256r1 (or RSA2048, Ed25519, ML-DSA-65)")
     if params.get("newkey"):
-        return load_private_key(params["newkey"], read_opt_secret(params, "newkeypass", what="--newkeypass")), False
+        return load_private_key(params["newkey"], read_opt_secret(params, "newkeypass", what="--newkeypass"),
+                                password_option="--newkeypass"), False
     if params.get("reqnewkeyspec"):
         return generate_key(params["reqnewkeyspec"]), True
     if fallback is not None:
@@ -341,7 +342,8 @@ def _nesting_transport(config: Any, params: dict[str, Any]) -> Any:
     if not (params.get("nest_with_ra_cert") and params.get("nest_with_ra_key")):
         raise UsageError("--nest-with-ra-cert and --nest-with-ra-key go together")
     key = load_private_key(params["nest_with_ra_key"],
-                           read_opt_secret(params, "nest_with_ra_keypass", what="--nest-with-ra-keypass"))
+                           read_opt_secret(params, "nest_with_ra_keypass", what="--nest-with-ra-keypass"),
+                           password_option="--nest-with-ra-keypass")
     certs = load_certificates(params["nest_with_ra_cert"])
     ra = SignatureProtection(key, certs[0], certs[1:])
     return NestingTransport(config.transport, ra, verify_outer=outer_verifier(config))

@@ -49,7 +49,8 @@ def _load_ra_credentials(params: dict[str, Any]) -> Any:
             raise UsageError("--ra-cert and --ra-key go together")
         from cmpclient.keys import load_certificates, load_private_key
 
-        key = load_private_key(params["ra_key"], read_opt_secret(params, "ra_keypass", what="--ra-keypass"))
+        key = load_private_key(params["ra_key"], read_opt_secret(params, "ra_keypass", what="--ra-keypass"),
+                               password_option="--ra-keypass")
         certs = load_certificates(params["ra_cert"])
         chain = list(certs[1:])
         for path in params.get("ra_chain") or ():

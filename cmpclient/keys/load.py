@@ -79,10 +79,11 @@ def _der_is_certificate(data: bytes) -> bool:
         return False
 
 
-def load_private_key(path: PathLike, password: bytes | None = None) -> Any:
+def load_private_key(path: PathLike, password: bytes | None = None, *, password_option: str = "--keypass") -> Any:
     """Load a private key from a PEM or DER file (PKCS#8, traditional RSA/EC, encrypted or not).
 
-    ``password`` decrypts an encrypted key; it is ignored for an unencrypted one.  Raises
+    ``password`` decrypts an encrypted key; it is ignored for an unencrypted one;
+    ``password_option`` names the option that gives it, in hints.  Raises
     :class:`KeyLoadError` naming the file for: missing file, encrypted key without password,
     wrong password, a certificate or other non-key content, unsupported algorithm.
     """
@@ -109,7 +110,7 @@ def load_private_key(path: PathLike, password: bytes | None = None) -> Any:
     if encrypted and password is None:
         raise KeyLoadError(
             f"private key in {name!r} is encrypted but no password was given",
-            hint="give the key password (e.g. --keypass env:VAR)",
+            hint=f"give the key password (e.g. {password_option} env:VAR)",
         )
     loader = serialization.load_pem_private_key if pem else serialization.load_der_private_key
     try:

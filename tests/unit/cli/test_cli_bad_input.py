@@ -108,3 +108,11 @@ def test_conflicting_inputs_are_refused(url: str, tmp_path: Path) -> None:
     assert r.exit_code == ExitCode.USAGE and "--reqnewkeyspec is empty" in r.output, r.output
     r = run("update", "--url", url, "--keystore", tmp_path / "ks.p12", "--cert", tmp_path / "c.pem", "--key", tmp_path / "k.pem")
     assert r.exit_code == ExitCode.USAGE and "--keystore or --cert/--key" in r.output, r.output
+
+
+def test_an_encrypted_newkey_hint_names_newkeypass(url: str, tmp_path: Path) -> None:
+    from cmpclient.keys import generate_key, write_private_key
+
+    write_private_key(tmp_path / "enc.pem", generate_key("secp256r1"), password=b"pw")
+    r = run("crmf", "--url", url, "--secret", "env:SEC", "--dn", "CN=a", "--newkey", tmp_path / "enc.pem")
+    assert r.exit_code == ExitCode.CONFIG and "--newkeypass" in r.output and "--keypass env" not in r.output, r.output
