@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
 from typing import Any
 
 import click
@@ -25,6 +26,8 @@ from cmpclient.cli.options import (
 from cmpclient.cli.render import handle_errors
 from cmpclient.cli.results import begin
 from cmpclient.errors import UsageError
+
+log = logging.getLogger("cmpclient.cli")
 
 POPO_CHOICES = ("signature", "raverify", "none", "keyenc")
 
@@ -322,15 +325,53 @@ def run_enroll(ctx: click.Context, kind: str, request: Any, *, private_key: Any,
                 from cmpclient.client.kem import establish_kem_mac
 
                 transaction, config = establish_kem_mac(config, kem_creds.key, kem_creds.cert, chain=kem_creds.chain)
+            # certConf comes after the outputs are written (below): a certificate the
+            # client cannot keep is rejected, not confirmed.
             result = enroll(
-                config, kind, request, confirm=not params.get("no_confirm"), decrypt_key=decrypt_key,
+                config, kind, request, confirm=False, decrypt_key=decrypt_key,
                 expected_public_key=expected_public_key,
                 new_private_key=private_key,  # decrypts an encrypted certificate (--popo keyenc)
                 transaction=transaction,
             )
+        key = private_key if result.private_key is None else result.private_key
+        files = write_outputs_then_confirm(ctx, config, kind, result, key)
     finally:
         cleanup()
-    report_enrollment(ctx, kind, result, private_key if result.private_key is None else result.private_key)
+    report_enrollment(ctx, kind, result, key, files)
+
+
+def write_outputs_then_confirm(ctx: click.Context, config: Any, kind: str, result: Any, key: Any) -> list[str]:
+    """Write the outputs, then send the certConf (unless --no-confirm: then save the state).
+
+    When an output cannot be written after all (a full disk, a race the pre-flight checks
+    cannot see), the certConf rejects the certificate -- the client will not use it -- and
+    the write error is reported: a certificate is never confirmed and then lost."""
+    from cmpclient.cli.options import server_url
+    from cmpclient.cli.render import get_output
+    from cmpclient.cli.results import default_state_path, write_enroll_outputs, write_state
+    from cmpclient.client import confirm
+    from cmpclient.errors import CMPClientError
+
+    params = ctx.params
+    state = result.confirm_state
+    try:
+        files = write_enroll_outputs(params, result, key)
+    except BaseException as exc:
+        if state is not None and not params.get("no_confirm"):
+            try:
+                confirm(config, state, accept=False, reason=f"the client could not store the certificate: {exc}")
+            except CMPClientError as conf_exc:
+                log.warning("the rejecting certConf failed too: %s", conf_exc.message)
+        raise
+    if state is not None and params.get("no_confirm"):
+        state_file = params.get("state_out") or default_state_path(params, result.certificate)
+        write_state(state_file, state, {"url": server_url(params), "command": kind})
+        files.append(state_file)
+    elif state is not None:
+        with get_output(ctx).waiting(f"{kind}: confirming ..."):
+            confirm(config, state)
+        result.confirmed, result.confirm_state = True, None
+    return files
 
 
 def _nesting_transport(config: Any, params: dict[str, Any]) -> Any:
@@ -355,19 +396,13 @@ def begin_done(ctx: click.Context) -> Any:
     return get_output(ctx)
 
 
-def report_enrollment(ctx: click.Context, kind: str, result: Any, private_key: Any) -> None:
-    from cmpclient.cli.options import server_url
+def report_enrollment(ctx: click.Context, kind: str, result: Any, private_key: Any, files: list[str]) -> None:
+    """Print what was issued (the outputs are written and the certConf sent already)."""
     from cmpclient.cli.render import get_output
-    from cmpclient.cli.results import cert_doc, cert_rows, default_state_path, write_enroll_outputs, write_state
+    from cmpclient.cli.results import cert_doc, cert_rows
 
-    params = ctx.params
     out = get_output(ctx)
-    files = write_enroll_outputs(params, result, private_key)
-    state_file = None
-    if result.confirm_state is not None:
-        state_file = params.get("state_out") or default_state_path(params, result.certificate)
-        write_state(state_file, result.confirm_state, {"url": server_url(params), "command": kind})
-        files.append(state_file)
+    state_file = files[-1] if result.confirm_state is not None and files else None
     if result.implicit_confirm_granted:
         confirmation = "implicit (granted by the CA)"
     elif result.confirmed:

@@ -117,3 +117,31 @@ def test_update_ra_form_names_another_end_entity(testca_server, tmp_path):
     new = x509.load_pem_x509_certificate((tmp_path / "new.pem").read_bytes())
     assert new.subject == old.subject and new.public_key() != old.public_key()
     assert new.serial_number != old.serial_number
+
+
+def test_an_output_that_fails_after_issuance_rejects_the_certificate(testca_server, tmp_path, monkeypatch):
+    """The outputs are written before the certConf: when a write fails anyway (a full disk,
+    simulated here), the certConf rejects the certificate instead of confirming one the
+    client lost -- the strict lwcmp alias then revokes it -- and the CLI reports the write."""
+    import uuid
+
+    from cmpclient.cli import testca_cmd
+    from cmpclient.errors import KeyLoadError
+    from cmpclient.keys import load as keys_load
+
+    def disk_full(path, certs, **kw):
+        raise KeyLoadError(f"cannot write {str(path)!r}: No space left on device")
+
+    monkeypatch.setattr(keys_load, "write_certificates", disk_full)
+    import cmpclient.keys as keys_pkg
+
+    monkeypatch.setattr(keys_pkg, "write_certificates", disk_full, raising=False)
+    name = f"full-{uuid.uuid4().hex[:8]}"
+    r = CliRunner().invoke(cli, ["crmf", "--url", testca_server.url("lwcmp"), "--authparam", "env:S", "--keyid", "device1",
+                                 "--dn", f"CN={name},O=Example", "--reqnewkeyspec", "secp256r1",
+                                 "--trusted", str(testca_server.root_cert), "--dest", str(tmp_path / "out")],
+                           env={"NO_COLOR": "1", "S": "password"})
+    assert r.exit_code == 3 and "No space left" in r.output, r.output
+    listed = CliRunner().invoke(testca_cmd.testca, ["cert", "list", "--json", "--data-dir", str(testca_server.data_dir)])
+    (row,) = [x for x in json.loads(listed.output) if name in x["subject"]]
+    assert row["status"] == "revoked", row  # the CA got a rejecting certConf, not a confirmation
