@@ -85,6 +85,10 @@ class _QuietHandler(WSGIRequestHandler):
     without TCP_NODELAY the second small write waits for the client's delayed ACK.
     """
 
+    # An error answer to a malformed request line (no version, HTTP/0.9, "HELLO") still
+    # gets a status line and headers: http.server writes HTTP/0.9 answers as a bare body.
+    default_request_version = "HTTP/1.0"
+
     def setup(self) -> None:
         super().setup()
         try:

@@ -265,3 +265,18 @@ def test_concurrent_clients(proxied) -> None:
     for t in threads:
         t.join(30)
     assert errors == []
+
+
+@pytest.mark.parametrize("line", [b"HELLO\r\n\r\n", b"POST /ra\r\n\r\n", b"GET /ra\r\n\r\n",
+                                  b"POST /ra HTTP/9.9\r\n\r\n", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"])
+def test_malformed_request_lines_get_a_status_line(line: bytes) -> None:
+    """http.server answers what it takes for HTTP/0.9 with a bare HTML body; every answer
+    here starts with a status line (an error), and the server goes on."""
+    up = RecordingUpstream()
+    server = start(config('[alias.ra]\nupstream = "http://127.0.0.1:9/x"\n'), up.send)
+    try:
+        out = raw_http(server.port, line)
+        assert out.startswith(b"HTTP/1.") and int(out.split(b" ")[1]) >= 400, out[:200]
+        assert up.calls == []
+    finally:
+        server.stop()
