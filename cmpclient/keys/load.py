@@ -283,28 +283,38 @@ def atomic_write(path: PathLike, data: bytes, *, mode: int = 0o600) -> None:
         raise KeyLoadError(f"cannot write {str(target)!r}: {exc.strerror or exc}") from None
 
 
-def is_special_output(path: PathLike) -> bool:
-    """``/dev/null``, ``/dev/stdout``, ``/proc/self/fd/N``, a FIFO or a device: written to
-    as it is (as openssl does), never replaced by renaming a file over it."""
-    p = Path(path)
-    text = os.path.abspath(p)
-    if text.startswith(("/dev/", "/proc/")):
-        return True
-    return p.exists() and not p.is_file() and not p.is_dir()
-
-
 _FD_PATH = re.compile(r"^/(?:proc/self/fd|dev/fd)/(\d+)$")
 
 
-def _write_special(target: Path, data: bytes) -> None:
-    text = os.path.abspath(target)
-    fd_number = {"/dev/stdout": 1, "/dev/stderr": 2}.get(text)
+def _own_fd(path: PathLike) -> int | None:
+    """The descriptor ``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N`` or ``/proc/self/fd/N`` names."""
+    text = os.path.abspath(path)
     match = _FD_PATH.match(text)
-    if match:
-        fd_number = int(match.group(1))
+    return int(match.group(1)) if match else {"/dev/stdout": 1, "/dev/stderr": 2}.get(text)
+
+
+def is_special_output(path: PathLike) -> bool:
+    """One of our own descriptors (``/dev/stdout``, ``/proc/self/fd/N``), or an existing path
+    that is neither a regular file nor a directory (``/dev/null``, a FIFO, a device): written
+    to as it is (as openssl does), never replaced by renaming a file over it. Other paths,
+    ``/dev/shm/key.pem`` included, get the atomic 0600 write."""
+    p = Path(path)
+    return _own_fd(p) is not None or (p.exists() and not p.is_file() and not p.is_dir())
+
+
+def _write_special(target: Path, data: bytes) -> None:
+    fd_number = _own_fd(target)
     if fd_number is not None:
         # Our own open descriptor (a pipe, a terminal, a file the shell redirected with > or
-        # >>): write to it as it is, at its offset and with its flags.
+        # >>): write to it as it is, at its offset and with its flags, after what Python has
+        # buffered for it.
+        import sys
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
         try:
             view = memoryview(data)
             while view:

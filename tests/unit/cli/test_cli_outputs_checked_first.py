@@ -133,3 +133,23 @@ def test_proc_fd_outputs_are_written_through(tmp_path: Path) -> None:
     with open(redirected, "ab") as fh:  # like a shell's >>: the descriptor's own flags and offset count
         atomic_write(f"/proc/self/fd/{fh.fileno()}", b"appended")
     assert redirected.read_bytes() == b"kept|appended" and Path("/dev/stdout").is_symlink()
+
+
+def test_a_new_file_under_dev_shm_is_an_ordinary_atomic_0600_write() -> None:
+    """Only our own descriptors and existing non-regular paths are written to directly; a
+    key file on tmpfs (/dev/shm) is created like any other, mode 0600."""
+    import uuid
+
+    from cmpclient.keys import atomic_write
+    from cmpclient.keys.load import is_special_output
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm here")
+    target = shm / f"cmpclient-test-{uuid.uuid4().hex}.pem"
+    try:
+        assert not is_special_output(target) and is_special_output("/dev/stdout") and is_special_output(os.devnull)
+        atomic_write(target, b"key")
+        assert target.read_bytes() == b"key" and (target.stat().st_mode & 0o777) == 0o600
+    finally:
+        target.unlink(missing_ok=True)
