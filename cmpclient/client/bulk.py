@@ -172,11 +172,23 @@ def run_bulk(
             start += n
     began = time.perf_counter()
     total = BulkReport()
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(len(jobs)) as pool:
+    with _pool_context().Pool(len(jobs)) as pool:
         for part in pool.imap_unordered(_process_main, jobs):
             total.merge(part)
             if progress:
                 progress(part.count)
     total.elapsed = time.perf_counter() - began
     return total
+
+
+def _pool_context() -> Any:
+    """fork when this process has one thread (the CLI: workers start at once); otherwise
+    forkserver, which forks from a clean single-threaded process. A fork copies only the
+    calling thread: a lock another thread held at that moment (a module being imported, a
+    logging handler, a server thread of the embedding application) stays locked in the
+    child for ever, and the worker hangs."""
+    if threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx

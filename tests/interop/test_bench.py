@@ -53,3 +53,22 @@ def test_percentiles_are_nearest_rank():
     assert report.percentile(50) == pytest.approx(0.50)
     assert report.percentile(99) == pytest.approx(0.99)
     assert report.tx_per_s == 50
+
+
+def test_worker_processes_are_not_forked_from_a_threaded_process() -> None:
+    """A fork copies only the calling thread: with other threads running (an in-process test
+    CA, an embedding application) a lock one of them held stays locked in the child, which
+    then hangs (seen once in a full test run). Then the pool forks from a forkserver."""
+    import threading
+
+    from cmpclient.client.bulk import _pool_context
+
+    assert _pool_context().get_start_method() in ("fork", "forkserver")
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    try:
+        assert _pool_context().get_start_method() == "forkserver"
+    finally:
+        stop.set()
+        t.join(5)
