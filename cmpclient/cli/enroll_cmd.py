@@ -334,14 +334,16 @@ def run_enroll(ctx: click.Context, kind: str, request: Any, *, private_key: Any,
                 transaction=transaction,
             )
         key = private_key if result.private_key is None else result.private_key
-        files = write_outputs_then_confirm(ctx, config, kind, result, key)
+        files, state_file = write_outputs_then_confirm(ctx, config, kind, result, key)
     finally:
         cleanup()
-    report_enrollment(ctx, kind, result, key, files)
+    report_enrollment(ctx, kind, result, key, files, state_file)
 
 
-def write_outputs_then_confirm(ctx: click.Context, config: Any, kind: str, result: Any, key: Any) -> list[str]:
-    """Write the outputs, then send the certConf (unless --no-confirm: then save the state).
+def write_outputs_then_confirm(ctx: click.Context, config: Any, kind: str, result: Any,
+                               key: Any) -> tuple[list[str], str | None]:
+    """Write the outputs, then send the certConf (unless --no-confirm: then save the state);
+    return the files written and the state file (None when nothing is left to confirm).
 
     When an output cannot be written after all (a full disk, a race the pre-flight checks
     cannot see), the certConf rejects the certificate -- the client will not use it -- and
@@ -363,6 +365,7 @@ def write_outputs_then_confirm(ctx: click.Context, config: Any, kind: str, resul
             except CMPClientError as conf_exc:
                 log.warning("the rejecting certConf failed too: %s", conf_exc.message)
         raise
+    state_file = None
     if state is not None and params.get("no_confirm"):
         state_file = params.get("state_out") or default_state_path(params, result.certificate)
         write_state(state_file, state, {"url": server_url(params), "command": kind})
@@ -371,7 +374,7 @@ def write_outputs_then_confirm(ctx: click.Context, config: Any, kind: str, resul
         with get_output(ctx).waiting(f"{kind}: confirming ..."):
             confirm(config, state)
         result.confirmed, result.confirm_state = True, None
-    return files
+    return files, state_file
 
 
 def _nesting_transport(config: Any, params: dict[str, Any]) -> Any:
@@ -396,13 +399,13 @@ def begin_done(ctx: click.Context) -> Any:
     return get_output(ctx)
 
 
-def report_enrollment(ctx: click.Context, kind: str, result: Any, private_key: Any, files: list[str]) -> None:
+def report_enrollment(ctx: click.Context, kind: str, result: Any, private_key: Any, files: list[str],
+                      state_file: str | None) -> None:
     """Print what was issued (the outputs are written and the certConf sent already)."""
     from cmpclient.cli.render import get_output
     from cmpclient.cli.results import cert_doc, cert_rows
 
     out = get_output(ctx)
-    state_file = files[-1] if result.confirm_state is not None and files else None
     if result.implicit_confirm_granted:
         confirmation = "implicit (granted by the CA)"
     elif result.confirmed:

@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable
 
-from cmpclient.transport import redact_url
+from cmpclient.transport import end_transaction, redact_url
 
 __all__ = ["Upstream", "fetch_url", "MAX_CRL_SIZE", "DEFAULT_HOLD"]
 
@@ -101,8 +101,6 @@ class Upstream:
 
     def _finish(self, url: str, transport: Any) -> None:
         """The transaction on ``transport`` is over: close its connection, keep the transport."""
-        from cmpclient.transport import end_transaction
-
         end_transaction(transport)
         with self._lock:
             free = self._free.setdefault(url, [])

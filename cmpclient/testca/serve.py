@@ -36,10 +36,11 @@ import time
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any, Callable, TextIO
+from urllib.parse import unquote, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from cmpclient.testca.tcp import TCPListener, bind_socket
-from cmpclient.testca.wsgi import PATH_PREFIX, make_app
+from cmpclient.testca.wsgi import PATH_PREFIX, HTTPRefusal, alias_from_path, make_app
 
 __all__ = ["serve", "BackgroundServer", "ThreadingWSGIServer", "LISTEN_LINE_PREFIX", "gunicorn_available"]
 
@@ -131,8 +132,6 @@ class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that resets or goes silent mid-request is one log line, not a traceback."""
-        import sys
-
         exc = sys.exc_info()[1]
         if isinstance(exc, OSError):
             log.info("%s: connection ended: %s", client_address[0] if client_address else "?", exc)
@@ -273,10 +272,6 @@ def _wants_body(method: str, target: str) -> bool:
     its CA knows (anything else is answered from the headers)."""
     if method != "POST":
         return False
-    from urllib.parse import unquote, urlsplit
-
-    from cmpclient.testca.wsgi import HTTPRefusal, alias_from_path
-
     ca = _worker_state.get("ca")
     if ca is None:
         return True

@@ -464,13 +464,14 @@ class HTTPTransport:
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        shown = redact_url(url)  # for messages: never the password of user:password@host
         if not url.lower().startswith(("http://", "https://")):
-            raise UsageError(f"not an HTTP(S) URL: {redact_url(url)!r}")
+            raise UsageError(f"not an HTTP(S) URL: {shown!r}")
         if verify is False:
-            log.warning("TLS server certificate verification is OFF for %s (verify=False)", redact_url(url))
+            log.warning("TLS server certificate verification is OFF for %s (verify=False)", shown)
         elif not (verify is True or isinstance(verify, str)):
             raise UsageError("verify must be True, False or a path to a CA bundle")
-        self.url = redact_url(url)  # for messages: never the password of user:password@host
+        self.url = shown
         self.timeout: tuple[float, float] = (
             (float(timeout[0]), float(timeout[1])) if isinstance(timeout, tuple) else (float(timeout), float(timeout))
         )
