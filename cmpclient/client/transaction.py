@@ -274,7 +274,7 @@ class Transaction:
                 )
         verified = verify_protection(
             rsp.der,
-            rsp.message,
+            rsp,
             secret=cfg.response_secret(),
             trusted=list(cfg.trusted) or None,
             pinned=cfg.server_cert,
@@ -303,8 +303,7 @@ def _hex(value: bytes | None) -> str:
 
 
 def _protection_oid(rsp: ParsedMessage) -> str | None:
-    alg = rsp.message["header"]["protectionAlg"]
-    return str(alg["algorithm"]) if alg.isValue else None
+    return rsp.header.protection_alg
 
 
 def _is_negative(rsp: ParsedMessage) -> bool:

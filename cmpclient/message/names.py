@@ -173,11 +173,16 @@ def asn1_to_name(value: object) -> x509.Name:
     cryptography has no public loader for a bare Name, so the decoded RDNs are walked
     and each attribute value's string type is kept.
     """
-    rdns = []
-    for rdn in value["rdnSequence"]:  # type: ignore[index]
-        attrs = [_decode_attribute(x509.ObjectIdentifier(str(atv["type"])), bytes(atv["value"])) for atv in rdn]
-        rdns.append(x509.RelativeDistinguishedName(attrs))
-    return x509.Name(rdns)
+    return name_from_attributes(
+        [[(str(atv["type"]), bytes(atv["value"])) for atv in rdn] for rdn in value["rdnSequence"]]  # type: ignore[index]
+    )
+
+
+def name_from_attributes(rdns: list[list[tuple[str, bytes]]]) -> x509.Name:
+    """A cryptography Name from RDNs given as (attribute type OID, value DER) pairs."""
+    return x509.Name(
+        [x509.RelativeDistinguishedName([_decode_attribute(x509.ObjectIdentifier(oid), raw) for oid, raw in rdn]) for rdn in rdns]
+    )
 
 
 def _decode_attribute(oid: x509.ObjectIdentifier, raw: bytes) -> x509.NameAttribute:

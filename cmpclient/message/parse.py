@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -12,6 +13,7 @@ from pyasn1.error import PyAsn1Error
 from cmpclient.asn1 import cmp, codec, crmf, oids
 from cmpclient.errors import DecodeError
 from cmpclient.message.names import asn1_to_name, general_name_text
+from cmpclient.message.fastparse import fast_parse
 from cmpclient.message.pkimessage import body_type, decode_message, extra_certs
 from cmpclient.message.status import StatusInfo, read_free_text, read_status_info
 
@@ -173,25 +175,49 @@ Content = Union[CertRepContent, ErrorContent, RevRepContent, tuple, None]
 
 @dataclass(frozen=True)
 class ParsedMessage:
-    """A received PKIMessage: its exact DER, the pyasn1 value, header and body content.
+    """A received PKIMessage: its exact DER, header and body content, and the pyasn1 value.
 
     ``content`` depends on ``body_type``: CertRepContent for ip/cp/kup/ccp, ErrorContent
     for error, RevRepContent for rp, a tuple of PollRepEntry for pollRep, of
     (infoType, value DER) for genm/genp, of CertConfEntry for certConf, of inner DER for
     nested, of certReqIds for pollReq; None for pkiconf and for request bodies (use
     ``message['body']`` directly).
+
+    ``message`` is the pyasn1 value.  When the message was read by
+    :mod:`cmpclient.message.fastparse` it is decoded on first use (the DER was already
+    checked); that reader also keeps ``protection_alg_der`` (header.protectionAlg's
+    AlgorithmIdentifier DER) and ``protection_value`` (the PKIProtection octets), so MAC
+    verification needs no pyasn1 value at all.
     """
 
     der: bytes
-    message: cmp.PKIMessage
     header: Header
     body_type: str
     protected: bool
     extra_certs: tuple[bytes, ...]
     content: object = field(default=None)
+    decoded: cmp.PKIMessage | None = field(default=None, repr=False, compare=False)
+    protection_alg_der: bytes | None = field(default=None, repr=False, compare=False)
+    protection_value: bytes | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def message(self) -> cmp.PKIMessage:
+        """The pyasn1 PKIMessage (decoded now if the fast reader read this message)."""
+        if self.decoded is not None:
+            return self.decoded
+        return decode_message(self.der, strict=False)
 
 
 def parse_message(der: bytes, *, strict: bool = True) -> ParsedMessage:
+    """Parse a received PKIMessage (strict DER unless ``strict`` is False).
+
+    The common answers are read by :func:`cmpclient.message.fastparse.fast_parse`; it
+    declines everything else, which the full pyasn1 decoder then reads (or refuses).
+    """
+    if strict:
+        fast = fast_parse(der)
+        if fast is not None:
+            return fast
     msg = decode_message(der, strict=strict)
     return parse_decoded(der, msg)
 
@@ -241,7 +267,7 @@ def parse_decoded(der: bytes, msg: cmp.PKIMessage) -> ParsedMessage:
         content = tuple(bytes(m) for m in body)
     return ParsedMessage(
         der=bytes(der),
-        message=msg,
+        decoded=msg,
         header=read_header(msg["header"]),
         body_type=kind,
         protected=msg["protection"].isValue,

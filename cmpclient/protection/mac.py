@@ -31,6 +31,7 @@ from pyasn1.type import univ
 from pyasn1_modules import rfc5280
 
 from cmpclient.asn1 import cmp, codec, oids
+from cmpclient.asn1.der import SEQUENCE, NotHandled, Reader
 from cmpclient.errors import DecodeError, ProtectionError, UsageError
 
 #: Largest iteration count we accept when *building* parameters (a generous cap: one
@@ -203,8 +204,18 @@ class PBMParams:
     @classmethod
     def from_asn1(cls, value: cmp.PBMParameter) -> "PBMParams":
         """Parse received parameters; unknown algorithms -> ProtectionError(badAlg)."""
-        owf_oid = str(value["owf"]["algorithm"])
-        mac_oid = str(value["mac"]["algorithm"])
+        return cls._received(
+            bytes(value["salt"]),
+            (str(value["owf"]["algorithm"]), _params_der(value["owf"])),
+            int(value["iterationCount"]),
+            (str(value["mac"]["algorithm"]), _params_der(value["mac"])),
+        )
+
+    @classmethod
+    def _received(
+        cls, salt: bytes, owf: tuple[str, bytes | None], iterations: int, mac: tuple[str, bytes | None]
+    ) -> "PBMParams":
+        owf_oid, mac_oid = owf[0], mac[0]
         if owf_oid not in _OWF_BY_OID:
             raise ProtectionError(
                 f"unsupported PBM one-way function {oids.oid_name(owf_oid)}",
@@ -217,39 +228,70 @@ class PBMParams:
                 fail_info="badAlg",
                 hint=f"supported: {', '.join(MAC_ALGORITHMS)}",
             )
-        _check_params_absent_or_null(value["owf"], "PBM owf")
-        _check_params_absent_or_null(value["mac"], "PBM mac")
-        iterations = int(value["iterationCount"])
+        _check_params_der_absent_or_null(owf, "PBM owf")
+        _check_params_der_absent_or_null(mac, "PBM mac")
         if iterations < 1:
             raise ProtectionError(f"PBM iteration count {iterations} is not positive", fail_info="badRequest")
-        return cls(
-            salt=bytes(value["salt"]),
-            owf=_OWF_BY_OID[owf_oid],
-            iterations=iterations,
-            mac=_MAC_BY_OID[mac_oid],
-            received=True,
-        )
+        return cls(salt=salt, owf=_OWF_BY_OID[owf_oid], iterations=iterations, mac=_MAC_BY_OID[mac_oid], received=True)
 
     @classmethod
     def from_algorithm_identifier(cls, alg: rfc5280.AlgorithmIdentifier) -> "PBMParams":
         """Parse ``protectionAlg`` when it is id-PasswordBasedMac."""
-        if str(alg["algorithm"]) != oids.PASSWORD_BASED_MAC:
-            raise ProtectionError(f"not a PasswordBasedMac: {oids.oid_name(alg['algorithm'])}", fail_info="badAlg")
-        if not alg["parameters"].isValue:
+        return cls._from_alg(str(alg["algorithm"]), bytes(alg["parameters"]) if alg["parameters"].isValue else None)
+
+    @classmethod
+    def from_algorithm_identifier_der(cls, der: bytes) -> "PBMParams":
+        """Like :meth:`from_algorithm_identifier`, from the AlgorithmIdentifier's DER."""
+        try:
+            reader = Reader(der)
+            oid, params = reader.algorithm_identifier()
+            reader.done()
+        except NotHandled:
+            alg = codec.decode(der, rfc5280.AlgorithmIdentifier(), what="protectionAlg")
+            return cls.from_algorithm_identifier(alg)
+        return cls._from_alg(oid, params)
+
+    @classmethod
+    def _from_alg(cls, oid: str, params: bytes | None) -> "PBMParams":
+        if oid != oids.PASSWORD_BASED_MAC:
+            raise ProtectionError(f"not a PasswordBasedMac: {oids.oid_name(oid)}", fail_info="badAlg")
+        if params is None:
             raise ProtectionError("PasswordBasedMac without PBMParameter", fail_info="badAlg")
-        return _pbm_params_from_der(bytes(alg["parameters"]))
+        return _pbm_params_from_der(params)
+
+
+def _params_der(alg: rfc5280.AlgorithmIdentifier) -> bytes | None:
+    return bytes(alg["parameters"]) if alg["parameters"].isValue else None
+
+
+def _check_params_der_absent_or_null(alg: tuple[str, bytes | None], what: str) -> None:
+    if alg[1] is not None and alg[1] != b"\x05\x00":
+        raise ProtectionError(f"{what} {oids.oid_name(alg[0])} has unexpected parameters", fail_info="badAlg")
 
 
 @functools.lru_cache(maxsize=64)
 def _pbm_params_from_der(der: bytes) -> PBMParams:
     """PBMParameter DER -> PBMParams, memoised: checking one message reads its parameters
-    several times (authentication, verification, the answer's parameters), and decoding is
-    the costly part.  PBMParams is immutable, so sharing the result is safe."""
+    several times (authentication, verification, the answer's parameters).  PBMParams is
+    immutable, so sharing the result is safe.  The strict reader of
+    :mod:`cmpclient.asn1.der` reads the usual encoding; anything it declines goes to the
+    full decoder, which also words every error."""
     try:
-        value = codec.decode(der, cmp.PBMParameter(), what="PBMParameter")
-    except DecodeError as exc:
-        raise ProtectionError(f"bad PBMParameter: {exc.message}", fail_info="badAlg") from exc
-    return PBMParams.from_asn1(value)
+        reader = Reader(der)
+        seq = reader.enter(SEQUENCE)
+        reader.done()
+        salt = seq.octets()
+        owf = seq.algorithm_identifier()
+        iterations = seq.integer()
+        mac = seq.algorithm_identifier()
+        seq.done()
+    except NotHandled:
+        try:
+            value = codec.decode(der, cmp.PBMParameter(), what="PBMParameter")
+        except DecodeError as exc:
+            raise ProtectionError(f"bad PBMParameter: {exc.message}", fail_info="badAlg") from exc
+        return PBMParams.from_asn1(value)
+    return PBMParams._received(salt, owf, iterations, mac)
 
 
 _PBM_KEYS: dict[tuple[bytes, bytes, str, int], bytes] = {}

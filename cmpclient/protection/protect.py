@@ -19,8 +19,9 @@ algorithms) and otherwise treats the OID as a signature algorithm; KEM-based MAC
 from __future__ import annotations
 
 import datetime
+import functools
 from dataclasses import dataclass, field
-from typing import Callable, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Sequence, Union
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -29,10 +30,14 @@ from pyasn1.type import univ
 from pyasn1_modules import rfc5280
 
 from cmpclient.asn1 import cmp, codec, oids
+from cmpclient.asn1.der import NotHandled, Reader
 from cmpclient.errors import ProtectionError, UsageError
 from cmpclient.protection import mac as _mac
 from cmpclient.protection import signature as _sig
 from cmpclient.protection.trust import describe, load_der_certificate, subject_key_identifier, verify_signer
+
+if TYPE_CHECKING:
+    from cmpclient.message.parse import ParsedMessage
 
 
 class MACProtection:
@@ -220,10 +225,10 @@ class VerifiedProtection:
 
 @dataclass
 class _Context:
-    message: cmp.PKIMessage
+    load_message: Callable[[], cmp.PKIMessage]
     protected: bytes
     value: bytes
-    alg: rfc5280.AlgorithmIdentifier
+    alg_der: bytes
     secret: bytes | None
     trusted: Sequence[x509.Certificate] | None
     pinned: x509.Certificate | None
@@ -232,6 +237,15 @@ class _Context:
     require_key_usage: bool
     at_time: datetime.datetime | None
     kem_secret: bytes | None = None
+
+    @functools.cached_property
+    def message(self) -> cmp.PKIMessage:
+        """The pyasn1 message: MAC verification of a fast-read message never needs it."""
+        return self.load_message()
+
+    @functools.cached_property
+    def alg(self) -> rfc5280.AlgorithmIdentifier:
+        return codec.decode(self.alg_der, rfc5280.AlgorithmIdentifier(), what="protectionAlg", strict=False)
 
 
 def _need_secret(ctx: _Context, name: str) -> bytes:
@@ -244,7 +258,7 @@ def _need_secret(ctx: _Context, name: str) -> bytes:
 
 
 def _verify_pbm(ctx: _Context) -> VerifiedProtection:
-    params = _mac.PBMParams.from_algorithm_identifier(ctx.alg)
+    params = _mac.PBMParams.from_algorithm_identifier_der(ctx.alg_der)
     # Refuse an excessive peer-chosen count first: it is a cheap check and names the real problem.
     _mac.check_iteration_limit("PBM", params.iterations, ctx.max_pbm_iterations)
     secret = _need_secret(ctx, "passwordBasedMac")
@@ -358,7 +372,7 @@ def _verify_signature(ctx: _Context) -> VerifiedProtection:
 
 def verify_protection(
     message_der: bytes,
-    message: cmp.PKIMessage | None = None,
+    message: "cmp.PKIMessage | ParsedMessage | None" = None,
     *,
     secret: bytes | None = None,
     trusted: Sequence[x509.Certificate] | None = None,
@@ -372,13 +386,26 @@ def verify_protection(
     """Verify the protection of a received message; raise ProtectionError/TrustError.
 
     ``message_der`` are the received bytes (the protection is checked over their exact
-    ProtectedPart); ``message`` is its decoded form, decoded here when not given.
+    ProtectedPart); ``message`` is its decoded form (a pyasn1 PKIMessage or the
+    :class:`~cmpclient.message.parse.ParsedMessage` of those bytes), decoded here when not
+    given.
     MAC protection needs ``secret``; signature protection needs ``pinned`` (the signer is
     then that certificate) or ``trusted`` anchors (the signer is the first extraCert,
     preferring those whose SKI matches senderKID, whose key verifies the signature; its
     chain is built through extraCerts and ``untrusted``).  A KEM-based MAC needs the
     ``kem_secret`` established by the KemCiphertextInfo exchange.
     """
+    from cmpclient.message.parse import ParsedMessage
+
+    if isinstance(message, ParsedMessage):
+        parsed = message
+        if parsed.protection_alg_der is not None and parsed.protection_value is not None:
+            # Read by the fast reader: protectionAlg and the value are at hand; the pyasn1
+            # value is decoded only if a signature check needs it.
+            return _verify(parsed.der, lambda: parsed.message, parsed.protection_alg_der, parsed.protection_value,
+                           secret, trusted, pinned, untrusted, max_pbm_iterations, require_key_usage, at_time,
+                           kem_secret)
+        message = parsed.message
     if message is None:
         message = codec.decode(message_der, cmp.PKIMessage(), what="PKIMessage")
     if not message["protection"].isValue:
@@ -394,11 +421,30 @@ def verify_protection(
         raise ProtectionError(f"protection BIT STRING has {len(bits)} bits, not whole octets", fail_info="badDataFormat")
     alg = rfc5280.AlgorithmIdentifier()
     _copy_alg(header["protectionAlg"], alg)
+    decoded = message
+    return _verify(message_der, lambda: decoded, codec.encode(alg), bits.asOctets(), secret, trusted, pinned,
+                   untrusted, max_pbm_iterations, require_key_usage, at_time, kem_secret)
+
+
+def _verify(
+    message_der: bytes,
+    load_message: Callable[[], cmp.PKIMessage],
+    alg_der: bytes,
+    value: bytes,
+    secret: bytes | None,
+    trusted: Sequence[x509.Certificate] | None,
+    pinned: x509.Certificate | None,
+    untrusted: Sequence[x509.Certificate],
+    max_pbm_iterations: int,
+    require_key_usage: bool,
+    at_time: datetime.datetime | None,
+    kem_secret: bytes | None,
+) -> VerifiedProtection:
     ctx = _Context(
-        message=message,
+        load_message=load_message,
         protected=codec.protected_part(bytes(message_der)),
-        value=bits.asOctets(),
-        alg=alg,
+        value=value,
+        alg_der=alg_der,
         secret=secret,
         trusted=trusted,
         pinned=pinned,
@@ -408,8 +454,15 @@ def verify_protection(
         at_time=at_time,
         kem_secret=kem_secret,
     )
-    verifier = _MAC_VERIFIERS.get(str(alg["algorithm"]), _verify_signature)
+    verifier = _MAC_VERIFIERS.get(_alg_oid(alg_der), _verify_signature)
     return verifier(ctx)
+
+
+def _alg_oid(alg_der: bytes) -> str:
+    try:
+        return Reader(alg_der).algorithm_identifier()[0]
+    except NotHandled:
+        return str(codec.decode(alg_der, rfc5280.AlgorithmIdentifier(), what="protectionAlg", strict=False)["algorithm"])
 
 
 __all__ = [
