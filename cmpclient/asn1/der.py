@@ -126,24 +126,13 @@ class Reader:
     def oid(self) -> str:
         """An OBJECT IDENTIFIER in dotted form."""
         start, stop = self.expect(OID)
-        data = self.data
-        if stop == start or data[stop - 1] & 0x80:
-            raise NotHandled("bad OBJECT IDENTIFIER")
-        arcs: list[int] = []
-        value = 0
-        fresh = True
-        for i in range(start, stop):
-            byte = data[i]
-            if fresh and byte == 0x80:
-                raise NotHandled("OBJECT IDENTIFIER arc with a leading 0x80")
-            value = (value << 7) | (byte & 0x7F)
-            fresh = not byte & 0x80
-            if fresh:
-                arcs.append(value)
-                value = 0
-        first = arcs[0]
-        head = (0, first) if first < 40 else (1, first - 40) if first < 80 else (2, first - 80)
-        return ".".join(map(str, (*head, *arcs[1:])))
+        content = self.data[start:stop]
+        dotted = _OIDS.get(content)
+        if dotted is None:
+            dotted = _dotted(content)
+            if len(_OIDS) < 512:  # the few OIDs of CMP answers; bounded against odd peers
+                _OIDS[content] = dotted
+        return dotted
 
     def bits(self) -> tuple[int, ...]:
         """A BIT STRING as its bits, first bit first; unused bits must be zero."""
@@ -206,3 +195,25 @@ class Reader:
         params = None if alg.at_end() else alg.raw()
         alg.done()
         return oid, params
+
+
+_OIDS: dict[bytes, str] = {}
+
+
+def _dotted(content: bytes) -> str:
+    if not content or content[-1] & 0x80:
+        raise NotHandled("bad OBJECT IDENTIFIER")
+    arcs: list[int] = []
+    value = 0
+    fresh = True
+    for byte in content:
+        if fresh and byte == 0x80:
+            raise NotHandled("OBJECT IDENTIFIER arc with a leading 0x80")
+        value = (value << 7) | (byte & 0x7F)
+        fresh = not byte & 0x80
+        if fresh:
+            arcs.append(value)
+            value = 0
+    first = arcs[0]
+    head = (0, first) if first < 40 else (1, first - 40) if first < 80 else (2, first - 80)
+    return ".".join(map(str, (*head, *arcs[1:])))

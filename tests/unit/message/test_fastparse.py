@@ -298,3 +298,61 @@ def test_the_mutation_test_reaches_accepted_variants() -> None:
     der = CORPUS[-1]
     at = der.index(b"S" * 16)
     assert assert_agrees(der[:at] + b"X" + der[at + 1:]) is not None
+
+
+# --- protection checked from the fast reader's fields -----------------------------------------
+
+
+def test_mac_verification_of_a_fast_read_message() -> None:
+    from cmpclient.errors import ProtectionError
+    from cmpclient.protection import verify_protection
+
+    der = message(base(), BODIES["ip"](), extra=[CERT])
+    parsed = parse_message(der)
+    assert parsed.protection_alg_der is not None
+    assert verify_protection(der, parsed, secret=b"secret").kind == "mac"
+    assert parsed.decoded is None and "message" not in parsed.__dict__  # no pyasn1 value was needed
+    with pytest.raises(ProtectionError):
+        verify_protection(der, parsed, secret=b"wrong")
+    tampered = der[:-len(CERT) - 10] + bytes([der[-len(CERT) - 10] ^ 1]) + der[-len(CERT) - 9:]  # in the MAC value
+    assert parse_message(tampered).protection_value != parsed.protection_value
+    with pytest.raises(ProtectionError):
+        verify_protection(tampered, parse_message(tampered), secret=b"secret")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=8, max_size=40), st.integers(1, 2**40), st.sampled_from(["sha256", "sha1", "sha512"]),
+       st.sampled_from(["hmacWithSHA256", "hmac-sha1", "hmacWithSHA512"]))
+def test_pbm_parameters_read_alike(salt: bytes, iterations: int, owf: str, mac: str) -> None:
+    from cmpclient.protection import mac as M
+
+    params = M.PBMParams(salt=salt, owf=owf, iterations=min(iterations, M.MAX_BUILD_ITERATIONS), mac=mac)
+    alg = params.algorithm_identifier()
+    der = codec.encode(alg)
+    assert M.PBMParams.from_algorithm_identifier_der(der) == M.PBMParams.from_algorithm_identifier(alg) == params
+
+
+@pytest.mark.parametrize("mutate, words", [
+    (lambda d: d.replace(b"\x02\x02\x01\xf4", b"\x02\x03\x00\x01\xf4"), "not DER"),  # padded iteration count
+    (lambda d: d.replace(b"\x02\x02\x01\xf4", b"\x02\x01\x00"), "not positive"),
+])
+def test_pbm_parameters_errors_are_the_full_decoders(mutate, words: str) -> None:
+    from cmpclient.errors import ProtectionError
+    from cmpclient.protection import mac as M
+
+    der = codec.encode(M.PBMParams(salt=b"s" * 16, owf="sha256", iterations=500, mac="hmacWithSHA256").algorithm_identifier())
+    bad = _refit(mutate(der))
+    with pytest.raises(ProtectionError, match=words):
+        M.PBMParams.from_algorithm_identifier_der(bad)
+
+
+def _refit(der: bytes) -> bytes:
+    """Fix the two enclosing SEQUENCE lengths (AlgorithmIdentifier, PBMParameter) after an edit."""
+    tag, start, _ = codec.read_tlv(der + b"\x00" * 8, 0)
+    oid_tag, oid_start, oid_end = codec.read_tlv(der, start)
+    params = der[oid_end:]
+    _, p_start, _ = codec.read_tlv(params + b"\x00" * 8, 0)
+    inner = params[p_start:]
+    params = codec.der_header(0x30, len(inner)) + inner
+    body = der[start:oid_end] + params
+    return codec.der_header(tag, len(body)) + body
