@@ -59,8 +59,8 @@ class Reader:
         if pos + 2 > end:
             raise NotHandled("truncated")
         tag = data[pos]
-        if tag & 0x1F == 0x1F:
-            raise NotHandled("multi-byte tag")
+        if tag & 0x1F == 0x1F or tag & 0xDF == 0:
+            raise NotHandled("multi-byte tag, or universal tag 0 (end-of-contents)")
         length = data[pos + 1]
         pos += 2
         if length & 0x80:
@@ -199,21 +199,28 @@ class Reader:
 
 _OIDS: dict[bytes, str] = {}
 
+#: Octets of one OID arc we read: pyasn1 (0.6) refuses arcs of more than 20 continuation
+#: octets, so we stop well below (an arc of 16 octets holds 112 bits).
+MAX_ARC_OCTETS = 16
+
 
 def _dotted(content: bytes) -> str:
     if not content or content[-1] & 0x80:
         raise NotHandled("bad OBJECT IDENTIFIER")
     arcs: list[int] = []
     value = 0
-    fresh = True
+    octets = 0
     for byte in content:
-        if fresh and byte == 0x80:
+        if octets == 0 and byte == 0x80:
             raise NotHandled("OBJECT IDENTIFIER arc with a leading 0x80")
+        octets += 1
+        if octets > MAX_ARC_OCTETS:
+            raise NotHandled("OBJECT IDENTIFIER arc longer than pyasn1 reads")
         value = (value << 7) | (byte & 0x7F)
-        fresh = not byte & 0x80
-        if fresh:
+        if not byte & 0x80:
             arcs.append(value)
             value = 0
+            octets = 0
     first = arcs[0]
     head = (0, first) if first < 40 else (1, first - 40) if first < 80 else (2, first - 80)
     return ".".join(map(str, (*head, *arcs[1:])))

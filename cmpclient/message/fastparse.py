@@ -27,11 +27,10 @@ _CERT_REP = frozenset({"ip", "cp", "kup", "ccp"})
 
 def fast_parse(der: bytes):  # -> ParsedMessage | None
     """The :class:`ParsedMessage` of ``der`` when this reader handles it, else None."""
-    der = bytes(der)
-    if not der or len(der) > MAX_MESSAGE_SIZE:
-        return None
+    if not isinstance(der, (bytes, bytearray, memoryview)) or not 0 < len(der) <= MAX_MESSAGE_SIZE:
+        return None  # the full decoder words the error
     try:
-        return _parse(der)
+        return _parse(bytes(der))
     except NotHandled:
         return None
     except Exception:  # noqa: BLE001 - a reader bug must never hide the full decoder's verdict

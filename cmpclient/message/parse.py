@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -200,12 +199,17 @@ class ParsedMessage:
     protection_alg_der: bytes | None = field(default=None, repr=False, compare=False)
     protection_value: bytes | None = field(default=None, repr=False, compare=False)
 
-    @functools.cached_property
+    @property
     def message(self) -> cmp.PKIMessage:
-        """The pyasn1 PKIMessage (decoded now if the fast reader read this message)."""
+        """The pyasn1 PKIMessage (decoded on first use if the fast reader read this message)."""
         if self.decoded is not None:
             return self.decoded
-        return decode_message(self.der, strict=False)
+        # Remembered in the instance dict (the dataclass is frozen).  Not functools.cached_property:
+        # on Python 3.11 it holds one lock for all instances, serialising every thread's decode.
+        value = self.__dict__.get("_message")
+        if value is None:
+            value = self.__dict__["_message"] = decode_message(self.der, strict=False)
+        return value
 
 
 def parse_message(der: bytes, *, strict: bool = True) -> ParsedMessage:

@@ -19,7 +19,6 @@ algorithms) and otherwise treats the OID as a signature algorithm; KEM-based MAC
 from __future__ import annotations
 
 import datetime
-import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence, Union
 
@@ -238,14 +237,21 @@ class _Context:
     at_time: datetime.datetime | None
     kem_secret: bytes | None = None
 
-    @functools.cached_property
+    _message: cmp.PKIMessage | None = None
+    _alg: rfc5280.AlgorithmIdentifier | None = None
+
+    @property
     def message(self) -> cmp.PKIMessage:
         """The pyasn1 message: MAC verification of a fast-read message never needs it."""
-        return self.load_message()
+        if self._message is None:
+            self._message = self.load_message()
+        return self._message
 
-    @functools.cached_property
+    @property
     def alg(self) -> rfc5280.AlgorithmIdentifier:
-        return codec.decode(self.alg_der, rfc5280.AlgorithmIdentifier(), what="protectionAlg", strict=False)
+        if self._alg is None:
+            self._alg = codec.decode(self.alg_der, rfc5280.AlgorithmIdentifier(), what="protectionAlg", strict=False)
+        return self._alg
 
 
 def _need_secret(ctx: _Context, name: str) -> bytes:
@@ -402,7 +408,7 @@ def verify_protection(
         if parsed.protection_alg_der is not None and parsed.protection_value is not None:
             # Read by the fast reader: protectionAlg and the value are at hand; the pyasn1
             # value is decoded only if a signature check needs it.
-            return _verify(parsed.der, lambda: parsed.message, parsed.protection_alg_der, parsed.protection_value,
+            return _verify(message_der, lambda: parsed.message, parsed.protection_alg_der, parsed.protection_value,
                            secret, trusted, pinned, untrusted, max_pbm_iterations, require_key_usage, at_time,
                            kem_secret)
         message = parsed.message

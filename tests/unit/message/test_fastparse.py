@@ -311,7 +311,7 @@ def test_mac_verification_of_a_fast_read_message() -> None:
     parsed = parse_message(der)
     assert parsed.protection_alg_der is not None
     assert verify_protection(der, parsed, secret=b"secret").kind == "mac"
-    assert parsed.decoded is None and "message" not in parsed.__dict__  # no pyasn1 value was needed
+    assert parsed.decoded is None and "_message" not in parsed.__dict__  # no pyasn1 value was needed
     with pytest.raises(ProtectionError):
         verify_protection(der, parsed, secret=b"wrong")
     tampered = der[:-len(CERT) - 10] + bytes([der[-len(CERT) - 10] ^ 1]) + der[-len(CERT) - 9:]  # in the MAC value
@@ -324,12 +324,23 @@ def test_mac_verification_of_a_fast_read_message() -> None:
 @given(st.binary(min_size=8, max_size=40), st.integers(1, 2**40), st.sampled_from(["sha256", "sha1", "sha512"]),
        st.sampled_from(["hmacWithSHA256", "hmac-sha1", "hmacWithSHA512"]))
 def test_pbm_parameters_read_alike(salt: bytes, iterations: int, owf: str, mac: str) -> None:
+    from cmpclient.asn1 import cmp
     from cmpclient.protection import mac as M
 
     params = M.PBMParams(salt=salt, owf=owf, iterations=min(iterations, M.MAX_BUILD_ITERATIONS), mac=mac)
     alg = params.algorithm_identifier()
     der = codec.encode(alg)
-    assert M.PBMParams.from_algorithm_identifier_der(der) == M.PBMParams.from_algorithm_identifier(alg) == params
+    pbm_der = bytes(alg["parameters"])
+    full_reading = M.PBMParams.from_asn1(codec.decode(pbm_der, cmp.PBMParameter()))
+    M._pbm_params_from_der.cache_clear()
+    real_decode = M.codec.decode
+    try:  # the strict reader alone must read it: the full decoder is not reachable here
+        M.codec.decode = None  # type: ignore[assignment]
+        fast_reading = M.PBMParams.from_algorithm_identifier_der(der)
+    finally:
+        M.codec.decode = real_decode
+        M._pbm_params_from_der.cache_clear()
+    assert fast_reading == full_reading == params
 
 
 @pytest.mark.parametrize("mutate, words", [
@@ -356,3 +367,36 @@ def _refit(der: bytes) -> bytes:
     params = codec.der_header(0x30, len(inner)) + inner
     body = der[start:oid_end] + params
     return codec.der_header(tag, len(body)) + body
+
+
+# --- found by review: values the full decoder refuses inside opaque (ANY) slots ---------------
+
+
+@pytest.mark.parametrize("tag", [t for t in range(256) if t & 0x1F != 0x1F])
+def test_any_value_of_every_tag_reads_alike(tag: int) -> None:
+    # pyasn1 refuses universal tag 0 (end-of-contents) in an ANY; the fast reader must too.
+    for value in (bytes([tag, 0]), bytes([tag, 1, 0])):
+        genp = B.genp_body([(oids.IT_CA_CERTS, value)], as_der=True)
+        assert_agrees(message(base(), genp, protect=False))
+        hb = base().general_info("1.2.3.4", value)
+        assert_agrees(message(hb, B.pkiconf_body(as_der=True), protect=False))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.builds(lambda bits, low: (1 << bits) | (low % (1 << bits)), st.integers(0, 200), st.integers(0)),
+                min_size=1, max_size=4))
+def test_long_object_identifier_arcs_read_alike(arcs: list[int]) -> None:
+    # Arcs of every length up to 201 bits; pyasn1 refuses those of more than 21 octets (147 bits).
+    from pyasn1.type import univ
+
+    oid = str(univ.ObjectIdentifier((1, 3, *arcs)))
+    fast = assert_agrees(message(base(), B.genp_body([(oid, None)], as_der=True), protect=False))
+    if max(arcs) < 2**100:
+        assert fast is not None
+
+
+@pytest.mark.parametrize("value", [None, "text", [0x30, 0x00], 12])
+def test_what_is_not_bytes_is_left_to_the_full_decoder(value: object) -> None:
+    assert fast_parse(value) is None  # type: ignore[arg-type]
+    with pytest.raises(DecodeError, match="expected bytes"):
+        parse_message(value)  # type: ignore[arg-type]
