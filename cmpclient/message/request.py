@@ -17,8 +17,8 @@ from cmpclient.errors import DecodeError, UsageError
 from cmpclient.message._builder import Builder
 from cmpclient.message.names import name_der, general_name, general_name_der, parse_dn
 
-#: A signer for POPO: DER bytes in, (pyasn1 AlgorithmIdentifier, signature bytes) out.
-#: :meth:`cmpclient.protection.SignatureProtection.popo_signer` makes one from a key.
+#: A signer for POPO: DER bytes in, (AlgorithmIdentifier as pyasn1 value or DER, signature
+#: bytes) out.  :func:`cmpclient.protection.popo_signer` makes one from a key.
 POPOSigner = Callable[[bytes], "tuple[object, bytes]"]
 #: A MAC for POPOSigningKeyInput.publicKeyMAC: SPKI DER in, (AlgorithmIdentifier, MAC) out.
 PublicKeyMAC = Callable[[bytes], "tuple[object, bytes]"]

@@ -372,10 +372,12 @@ def certificate_hash(cert_der: bytes) -> tuple[bytes, hashes.HashAlgorithm]:
 
 def popo_signer(private_key: PrivateKey, digest: str = "sha256", rsa_pss: bool = False):  # type: ignore[no-untyped-def]
     """A signer for :meth:`cmpclient.message.request.CertRequestBuilder.popo_signature`:
-    DER in, (AlgorithmIdentifier, signature) out."""
+    DER in, (AlgorithmIdentifier DER, signature) out (the identifier is encoded once, not per
+    request)."""
     alg = signature_algorithm(private_key, digest, rsa_pss)
+    alg_der = codec.encode(alg)
 
-    def _sign(data: bytes) -> tuple[rfc5280.AlgorithmIdentifier, bytes]:
-        return alg, sign(private_key, alg, data)
+    def _sign(data: bytes) -> tuple[bytes, bytes]:
+        return alg_der, sign(private_key, alg, data)
 
     return _sign
