@@ -8,6 +8,7 @@ Public API (see :mod:`.protect`, :mod:`.mac`, :mod:`.signature`, :mod:`.trust`):
     protect_der(header_der, body_der, protection, extra_certs=()) -> DER  (the fast path)
     verify_protection(message_der, message=None, *, secret, trusted, pinned, untrusted,
                       max_pbm_iterations=10000, require_key_usage=True, at_time=None)
+        (message: the pyasn1 PKIMessage or the ParsedMessage of message_der)
         -> VerifiedProtection(kind, algorithm, signer_cert, chain)
     PBMParams(salt, owf, iterations, mac), PBMAC1Params(salt, iterations, prf, mac, key_length)
     signature_algorithm / sign / verify / digest_of_signature_algorithm / certificate_hash
