@@ -20,8 +20,6 @@ from cmpclient.asn1.der import BIT_STRING, NULL, OCTET_STRING, SEQUENCE, SET, No
 
 __all__ = ["fast_parse"]
 
-_FAIL_INFO_NAMES = cmp.FAIL_INFO_NAMES
-_STATUS_NAMES = cmp.PKI_STATUS_NAMES
 _CERT_REP = frozenset({"ip", "cp", "kup", "ccp"})
 
 
@@ -206,21 +204,14 @@ def _certificate(r: Reader) -> bytes:
 
 
 def _status_info(r: Reader):
-    from cmpclient.message.status import StatusInfo
+    from cmpclient.message.status import status_info
 
     seq = r.enter(SEQUENCE)
     code = seq.integer()
-    texts: tuple[str, ...] = ()
-    if seq.peek() == SEQUENCE:
-        texts = _free_text(seq)
-    names: list[str] = []
-    if seq.peek() == BIT_STRING:
-        for i, bit in enumerate(seq.bits()):
-            if bit:
-                names.append(_FAIL_INFO_NAMES[i] if i < len(_FAIL_INFO_NAMES) else f"bit{i}")
+    texts = _free_text(seq) if seq.peek() == SEQUENCE else ()
+    bits = seq.bits() if seq.peek() == BIT_STRING else ()
     seq.done()
-    status = _STATUS_NAMES[code] if 0 <= code < len(_STATUS_NAMES) else f"status{code}"
-    return StatusInfo(status, tuple(names), texts)
+    return status_info(code, bits, texts)
 
 
 def _cert_rep(body: Reader):

@@ -99,12 +99,13 @@ def read_free_text(value: object) -> tuple[str, ...]:
 
 def read_status_info(info: cmp.PKIStatusInfo) -> StatusInfo:
     """Typed view of a PKIStatusInfo; unknown status numbers become ``status<N>``."""
-    code = int(info["status"])
-    status = STATUS_NAMES[code] if 0 <= code < len(STATUS_NAMES) else f"status{code}"
-    names: list[str] = []
     fi = info["failInfo"]
-    if fi.isValue:
-        for i, bit in enumerate(fi):
-            if bit:
-                names.append(FAIL_INFO_NAMES[i] if i < len(FAIL_INFO_NAMES) else f"bit{i}")
-    return StatusInfo(status, tuple(names), read_free_text(info["statusString"]))
+    return status_info(int(info["status"]), tuple(fi) if fi.isValue else (), read_free_text(info["statusString"]))
+
+
+def status_info(code: int, fail_info_bits: Sequence[int], texts: tuple[str, ...]) -> StatusInfo:
+    """A StatusInfo from the PKIStatus number, the failInfo bits (first bit first) and the
+    statusString texts; unknown numbers and bits become ``status<N>`` and ``bit<N>``."""
+    status = STATUS_NAMES[code] if 0 <= code < len(STATUS_NAMES) else f"status{code}"
+    names = tuple(FAIL_INFO_NAMES[i] if i < len(FAIL_INFO_NAMES) else f"bit{i}" for i, bit in enumerate(fail_info_bits) if bit)
+    return StatusInfo(status, names, texts)

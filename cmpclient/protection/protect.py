@@ -29,7 +29,6 @@ from pyasn1.type import univ
 from pyasn1_modules import rfc5280
 
 from cmpclient.asn1 import cmp, codec, oids
-from cmpclient.asn1.der import NotHandled, Reader
 from cmpclient.errors import ProtectionError, UsageError
 from cmpclient.protection import mac as _mac
 from cmpclient.protection import signature as _sig
@@ -408,8 +407,8 @@ def verify_protection(
         if parsed.protection_alg_der is not None and parsed.protection_value is not None:
             # Read by the fast reader: protectionAlg and the value are at hand; the pyasn1
             # value is decoded only if a signature check needs it.
-            return _verify(message_der, lambda: parsed.message, parsed.protection_alg_der, parsed.protection_value,
-                           secret, trusted, pinned, untrusted, max_pbm_iterations, require_key_usage, at_time,
+            return _verify(message_der, lambda: parsed.message, parsed.header.protection_alg or "",
+                           parsed.protection_alg_der, parsed.protection_value, secret, trusted, pinned, untrusted, max_pbm_iterations, require_key_usage, at_time,
                            kem_secret)
         message = parsed.message
     if message is None:
@@ -428,13 +427,14 @@ def verify_protection(
     alg = rfc5280.AlgorithmIdentifier()
     _copy_alg(header["protectionAlg"], alg)
     decoded = message
-    return _verify(message_der, lambda: decoded, codec.encode(alg), bits.asOctets(), secret, trusted, pinned,
-                   untrusted, max_pbm_iterations, require_key_usage, at_time, kem_secret)
+    return _verify(message_der, lambda: decoded, str(alg["algorithm"]), codec.encode(alg), bits.asOctets(), secret,
+                   trusted, pinned, untrusted, max_pbm_iterations, require_key_usage, at_time, kem_secret)
 
 
 def _verify(
     message_der: bytes,
     load_message: Callable[[], cmp.PKIMessage],
+    alg_oid: str,
     alg_der: bytes,
     value: bytes,
     secret: bytes | None,
@@ -460,15 +460,8 @@ def _verify(
         at_time=at_time,
         kem_secret=kem_secret,
     )
-    verifier = _MAC_VERIFIERS.get(_alg_oid(alg_der), _verify_signature)
+    verifier = _MAC_VERIFIERS.get(alg_oid, _verify_signature)
     return verifier(ctx)
-
-
-def _alg_oid(alg_der: bytes) -> str:
-    try:
-        return Reader(alg_der).algorithm_identifier()[0]
-    except NotHandled:
-        return str(codec.decode(alg_der, rfc5280.AlgorithmIdentifier(), what="protectionAlg", strict=False)["algorithm"])
 
 
 __all__ = [
