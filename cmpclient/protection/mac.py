@@ -24,6 +24,7 @@ import functools
 import hashlib
 import hmac
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -296,6 +297,7 @@ def _pbm_params_from_der(der: bytes) -> PBMParams:
 
 _PBM_KEYS: dict[tuple[bytes, bytes, str, int], bytes] = {}
 _PBM_KEYS_MAX = 64
+_PBM_KEYS_LOCK = threading.Lock()  # the CA verifies from many threads; eviction must not race
 
 
 def pbm_key(secret: bytes, params: PBMParams) -> bytes:
@@ -314,12 +316,10 @@ def pbm_key(secret: bytes, params: PBMParams) -> bytes:
     key = cache_key[0] + params.salt
     for _ in range(params.iterations):
         key = new_hash(key).digest()
-    if len(_PBM_KEYS) >= _PBM_KEYS_MAX:
-        try:
-            del _PBM_KEYS[next(iter(_PBM_KEYS))]
-        except (StopIteration, KeyError, RuntimeError):  # another thread got there first
-            pass
-    _PBM_KEYS[cache_key] = key
+    with _PBM_KEYS_LOCK:
+        while len(_PBM_KEYS) >= _PBM_KEYS_MAX:
+            del _PBM_KEYS[next(iter(_PBM_KEYS))]  # the oldest
+        _PBM_KEYS[cache_key] = key
     return key
 
 

@@ -169,3 +169,34 @@ def test_pbm_key_cache_answers_only_for_the_same_secret_salt_owf_and_count():
     for i in range(3 * mac._PBM_KEYS_MAX):
         mac.pbm_key(b"secret", PBMParams(salt=i.to_bytes(8, "big"), owf="sha256", iterations=1, mac="hmac-sha256"))
     assert len(mac._PBM_KEYS) <= mac._PBM_KEYS_MAX
+
+
+def test_pbm_key_cache_stays_bounded_when_many_threads_derive_at_once():
+    # the test CA verifies PBM in one thread per request; a check-then-insert without a lock
+    # let the cache grow past its bound (seen once in CI: 65 keys)
+    import sys
+    import threading
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible to provoke the race
+    sizes: list[int] = []
+    start = threading.Barrier(8)
+
+    def derive(worker: int) -> None:
+        start.wait()
+        for i in range(2000):
+            salt = worker.to_bytes(4, "big") + i.to_bytes(4, "big")
+            mac.pbm_key(b"secret", PBMParams(salt=salt, owf="sha256", iterations=1, mac="hmac-sha256"))
+            sizes.append(len(mac._PBM_KEYS))
+
+    try:
+        threads = [threading.Thread(target=derive, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        sys.setswitchinterval(old)
+    assert not any(t.is_alive() for t in threads)
+    assert len(sizes) == 8 * 2000
+    assert max(sizes) <= mac._PBM_KEYS_MAX
