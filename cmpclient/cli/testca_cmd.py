@@ -65,6 +65,17 @@ def _fail(exc: BaseException) -> "click.ClickException":
     return err
 
 
+def _require_ca(data_dir: Path) -> None:
+    from cmpclient.errors import ConfigError
+    from cmpclient.testca.core import DB_FILE
+
+    if not (data_dir / DB_FILE).is_file():
+        raise ConfigError(
+            f"no test CA in {data_dir} (no {DB_FILE})",
+            hint=f"check --data-dir / {DATA_DIR_ENV}; `cmpclient serve --data-dir DIR` or `cmpclient testca ee add` creates a CA",
+        )
+
+
 def _open(config: Path | None, data_dir: Path | None) -> Any:
     from cmpclient.testca import TestCA
 
@@ -184,8 +195,8 @@ def ee_add(
 @_ca_options
 @click.option("--json", "as_json", is_flag=True)
 def ee_list(config: Path | None, data_dir: Path | None, as_json: bool) -> None:
-    """List end entities (passwords are never shown)."""
-    with _session(config, data_dir) as ca:
+    """List end entities (passwords are never shown). The data directory must hold a CA."""
+    with _session(config, data_dir, existing=True) as ca:
         rows = _list_end_entities(ca)
     _emit(rows, as_json, ["username", "dn", "status", "ca", "profile"])
 
@@ -199,8 +210,8 @@ def cert() -> None:
 @_ca_options
 @click.option("--json", "as_json", is_flag=True)
 def cert_list(config: Path | None, data_dir: Path | None, as_json: bool) -> None:
-    """List issued certificates (serial in hex, subject, status)."""
-    with _session(config, data_dir) as ca:
+    """List issued certificates (serial in hex, subject, status). The data directory must hold a CA."""
+    with _session(config, data_dir, existing=True) as ca:
         rows = _list_certificates(ca)
     _emit(rows, as_json, ["serial", "subject", "status", "issuer", "not_after", "username"])
 
@@ -217,12 +228,12 @@ def cert_list(config: Path | None, data_dir: Path | None, as_json: bool) -> None
 )
 @click.option("--json", "as_json", is_flag=True)
 def cert_revoke(config: Path | None, data_dir: Path | None, serial: str, reason: str, as_json: bool) -> None:
-    """Revoke an issued certificate."""
+    """Revoke an issued certificate. The data directory must hold a CA."""
     try:
         serial_int = int(serial.replace(":", "").removeprefix("0x").removeprefix("0X"), 16)
     except ValueError:
         raise click.BadParameter(f"not a hex serial number: {serial!r}", param_hint="--serial") from None
-    with _session(config, data_dir) as ca:
+    with _session(config, data_dir, existing=True) as ca:
         row = _revoke_certificate(ca, serial_int, reason)
     _emit([row], as_json, ["serial", "subject", "status", "reason"])
 
@@ -356,15 +367,22 @@ def _revoke_certificate(ca: Any, serial: int, reason: str) -> dict[str, Any]:
 
 
 class _session:
-    """Open the CA for one admin command; cmpclient errors become click errors."""
+    """Open the CA for one admin command; cmpclient errors become click errors.
 
-    def __init__(self, config: Path | None, data_dir: Path | None):
+    ``existing``: the command only reads or changes what a CA issued, so a data directory
+    without a CA (a typo in --data-dir) is an error instead of a new, empty CA.
+    """
+
+    def __init__(self, config: Path | None, data_dir: Path | None, *, existing: bool = False):
         self.config = config
         self.data_dir = data_dir
+        self.existing = existing
         self.ca: Any = None
 
     def __enter__(self) -> Any:
         try:
+            if self.existing:
+                _require_ca(self.data_dir or default_data_dir())
             self.ca = _open(self.config, self.data_dir)
         except Exception as exc:
             raise _fail(exc) from None

@@ -148,3 +148,21 @@ def test_standalone_entry_has_both_commands() -> None:
     assert res.exit_code == 0 and "serve" in res.output and "testca" in res.output
     res = CliRunner().invoke(testca_cmd.serve, ["--help"])
     assert "--workers" in res.output and "--tcp-port" in res.output
+
+
+@pytest.mark.parametrize("argv", [["cert", "list"], ["ee", "list"], ["cert", "revoke", "--serial", "01"]])
+def test_commands_on_issued_state_refuse_a_directory_without_a_ca(tmp_path: Path, argv: list[str]) -> None:
+    typo = tmp_path / "dmeo-ca"
+    res = CliRunner().invoke(testca_cmd.testca, [*argv, "--data-dir", str(typo)])
+    assert res.exit_code == 3, res.output
+    assert f"no test CA in {typo}" in res.output and "hint:" in res.output
+    assert not typo.exists()  # nothing was created for the typo
+
+
+def test_commands_on_issued_state_work_once_ee_add_created_the_ca(run) -> None:
+    assert run("ee", "add", "--username", "u1", "--password-source", "env:PW", "--dn", "CN=u1",
+               env={"PW": "pw-1"}).exit_code == 0
+    listed = run("ee", "list", "--json")
+    assert listed.exit_code == 0 and any(r["username"] == "u1" for r in json.loads(listed.output))
+    certs = run("cert", "list", "--json")
+    assert certs.exit_code == 0 and isinstance(json.loads(certs.output), list)
