@@ -42,8 +42,8 @@ def proxy(listen: str | None, upstream: str | None, config_path: Path | None, tc
     signature against an issuer chain, signer not on the CRL), forwards it, and returns
     the CA's answer unchanged. Refused requests never reach the CA. Over HTTP(S) a
     transaction keeps one upstream connection until it ends (ir, certConf, polling) or its
-    client stays silent for upstream_hold seconds (config; default 10), as openssl's
-    client does.
+    client stays silent for upstream_hold seconds (config; default 10; after a pollRep
+    its checkAfter is added), as openssl's client does.
 
     Prints 'cmpclient proxy: listening on http://HOST:PORT' once it accepts connections;
     stops on SIGTERM or Ctrl-C. MAC secrets are sources (env:VAR, file:PATH), never literals.

@@ -37,6 +37,8 @@ class Peek(NamedTuple):
     body_type: str | None
     #: A CertRepMessage (ip, cp, kup, ccp) whose every CertResponse is a rejection.
     rejected: bool = False
+    #: A pollRep's largest checkAfter (seconds): when the client will ask again.
+    check_after: int | None = None
 
 
 def transaction_continues(body_type: str | None, implicit_confirm: bool, rejected: bool = False) -> bool:
@@ -56,6 +58,7 @@ def peek(der: bytes) -> Peek:
     implicit = False
     body: str | None = None
     rejected = False
+    check_after: int | None = None
     try:
         tag, pos, end = read_tlv(der, 0)
         if tag != 0x30:
@@ -83,9 +86,32 @@ def peek(der: bytes) -> Peek:
                 body = BODY_NAMES[number]
                 if body in _CERT_REP_BODIES:
                     rejected = _all_rejected(der, read_tlv(der, header_end)[1])
+                elif body == "pollRep":
+                    check_after = _longest_check_after(der, read_tlv(der, header_end)[1])
     except DecodeError:
         pass
-    return Peek(tid, implicit, body, rejected)
+    return Peek(tid, implicit, body, rejected, check_after)
+
+
+def _longest_check_after(der: bytes, pos: int) -> int | None:
+    """PollRepContent ::= SEQUENCE OF SEQUENCE { certReqId INTEGER, checkAfter INTEGER,
+    reason PKIFreeText OPTIONAL }: the largest checkAfter, None if there is none."""
+    tag, start, end = read_tlv(der, pos)
+    if tag != 0x30:
+        return None
+    longest: int | None = None
+    while start < end:
+        t, entry, after = read_tlv(der, start)
+        if t != 0x30:
+            return None
+        t, _, value_pos = read_tlv(der, entry)  # certReqId
+        t2, v, e = read_tlv(der, value_pos)  # checkAfter
+        if t != 0x02 or t2 != 0x02 or v == e:
+            return None
+        seconds = int.from_bytes(der[v:e], "big", signed=True)
+        longest = seconds if longest is None else max(longest, seconds)
+        start = after
+    return longest
 
 
 def _all_rejected(der: bytes, pos: int) -> bool:

@@ -7,7 +7,7 @@ Format (every key optional except where said; paths are relative to the file)::
     upstream_verify = true         # TLS: true (system CAs), a CA bundle path, or false (logged)
     upstream_hold = 10             # seconds an open transaction's upstream connection waits for
                                    # the client's next message (certConf, pollReq); then closed
-                                   # (keep it above the checkAfter of a CA that polls)
+                                   # (after a pollRep its checkAfter is added)
     listen = "127.0.0.1:8081"      # HTTP listener (the command line's --listen wins)
     tcp_listen = "127.0.0.1:8829"  # optional CMP-over-TCP listener (--tcp-listen wins)
     tcp_alias = "tcp"              # the alias whose rules and upstream TCP requests use

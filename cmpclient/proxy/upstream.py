@@ -29,6 +29,8 @@ MAX_CRL_SIZE = 10 * 1024 * 1024
 _MAX_FREE = 16  # transports kept per upstream URL for the next transactions
 #: Seconds an open transaction keeps its upstream connection waiting for the client (certConf, pollReq).
 DEFAULT_HOLD = 10.0
+#: The most of a pollRep's checkAfter added to the hold (a day): beyond it the CA's word is not taken.
+_MAX_POLL_WAIT = 86_400.0
 
 
 class Upstream:
@@ -49,8 +51,9 @@ class Upstream:
     is closed (:func:`cmpclient.transport.end_transaction`) and the transport goes back to
     a free list for the next transaction. A transaction whose client stays silent longer
     than ``hold`` seconds (an abandoned certConf) loses its connection, so such a CA can
-    serve the next client; so does the oldest one when more than ``max_open_transactions``
-    wait. (``tcp://`` transports open a connection per message anyway.)
+    serve the next client; after a pollRep the client is given its checkAfter on top of
+    ``hold`` (at most a day); the oldest open transaction also loses its connection when
+    more than ``max_open_transactions`` wait. (``tcp://`` transports open a connection per message anyway.)
     """
 
     def __init__(self, resolve: Callable[[str], str], *, timeout: float = 30.0, verify: bool | str = True,
@@ -62,7 +65,7 @@ class Upstream:
         self._max_open = max_open_transactions
         self._first: dict[str, Any] = {}  # per URL: the transport the others are forked from
         self._free: dict[str, list[Any]] = {}
-        # (url, transactionID) -> (transport, deadline), oldest first (all holds are equal).
+        # (url, transactionID) -> (transport, deadline), oldest first (deadlines differ: polling).
         self._open: OrderedDict[tuple[str, bytes], tuple[Any, float]] = OrderedDict()
         self._lock = threading.Lock()
         self._creating = threading.Lock()
@@ -109,7 +112,9 @@ class Upstream:
                 return
         transport.close()
 
-    def _keep(self, url: str, tid: bytes, transport: Any) -> None:
+    def _keep(self, url: str, tid: bytes, transport: Any, wait: float = 0.0) -> None:
+        """Hold ``transport`` for transaction ``tid``: ``hold`` seconds, plus ``wait`` the
+        client was told to wait (a pollRep's checkAfter)."""
         key = (url, tid)
         with self._lock:
             if self._closed:
@@ -117,7 +122,7 @@ class Upstream:
             else:
                 # The same transactionID twice at once (a client resending): the later answer wins.
                 replaced = self._open.pop(key, None)
-                self._open[key] = (transport, time.monotonic() + self._hold)
+                self._open[key] = (transport, time.monotonic() + self._hold + min(max(wait, 0.0), _MAX_POLL_WAIT))
                 let_go = [(url, replaced[0])] if replaced is not None else []
                 if len(self._open) > self._max_open:
                     (old_url, _), (old, _) = self._open.popitem(last=False)
@@ -140,19 +145,16 @@ class Upstream:
                 if self._closed:
                     return
                 now = time.monotonic()
-                while self._open:
-                    key, (transport, deadline) = next(iter(self._open.items()))
-                    if deadline > now:
-                        break
-                    del self._open[key]
-                    expired.append((key[0], transport))
+                # at most max_open_transactions entries: a scan is cheap and needs no order
+                for key in [k for k, (_, deadline) in self._open.items() if deadline <= now]:
+                    expired.append((key[0], self._open.pop(key)[0]))
                 if not expired:
-                    wait = next(iter(self._open.values()))[1] - now if self._open else None
+                    wait = min(deadline for _, deadline in self._open.values()) - now if self._open else None
                     self._changed.wait(None if wait is None else min(wait, threading.TIMEOUT_MAX))
                     continue
             for url, transport in expired:
-                log.info("upstream %s: a transaction waited more than %g s for its client; its connection is closed",
-                         redact_url(url), self._hold)
+                log.info("upstream %s: a transaction's client did not come back within %g s (plus any checkAfter); "
+                         "its connection is closed", redact_url(url), self._hold)
                 try:
                     self._finish(url, transport)
                 except Exception:  # the janitor must outlive one bad transport
@@ -171,7 +173,7 @@ class Upstream:
             raise
         rsp = peek(answer)
         if tid and transaction_continues(rsp.body_type, rsp.implicit_confirm, rsp.rejected):
-            self._keep(url, tid, transport)
+            self._keep(url, tid, transport, float(rsp.check_after or 0))
         else:
             self._finish(url, transport)
         return answer

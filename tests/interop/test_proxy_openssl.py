@@ -379,3 +379,22 @@ def test_concurrent_openssl_transactions_via_proxy_to_openssl_mock(running_proxy
         assert res.returncode == 0 and "received PKICONF" in res.output, res.describe() + mock_server_pbm.describe()
     bodies = [answer for _, _, answer in proxy.seen]
     assert len(bodies) == 2 * len(results)
+
+
+def test_polling_through_the_proxy_outlasts_upstream_hold(running_proxy, openssl_mock, pki, tmp_path: Path) -> None:
+    """openssl's mock answers the ir with 'waiting', the first pollReq with a pollRep of
+    checkAfter 2 s (longer than the proxy's upstream_hold, 0.5 s), the second with the ip. The proxy keeps the
+    transaction's upstream connection for hold + checkAfter, so openssl's client polls to
+    its certificate and confirms it."""
+    mock = openssl_mock(srv_ref=PBM_REF, srv_secret=f"env:{PBM_SECRET_ENV}", rsp_cert=pki.rsp_cert("ec"),
+                        rsp_capubs=pki.trusted, rsp_extracerts=pki.chain, poll_count=2, check_after=2)
+    proxy = _mock_proxy(running_proxy, mock, hold=0.5)
+    started = time.monotonic()
+    res = run_openssl_client(cmd="ir", newkey=pki.rsp_key("ec"), subject="/CN=polled", certout=tmp_path / "p.pem",
+                             timeout=60, server=proxy.url("mock"), ref=PBM_REF, secret=f"env:{PBM_SECRET_ENV}",
+                             trusted=pki.trusted, env=ENV)
+    assert res.returncode == 0 and "received PKICONF" in res.output, res.describe() + mock.describe()
+    assert "checkAfter = 2 seconds" in res.output
+    assert time.monotonic() - started >= 2  # the pollRep's 2 s were waited out
+    assert [parse_body(d) for _, d, _ in proxy.seen] == ["ir", "pollReq", "pollReq", "certConf"]
+    assert (tmp_path / "p.pem").exists()

@@ -35,7 +35,9 @@ def _message(header: HeaderBuilder, body: object) -> bytes:
 def test_body_type_and_transaction_id_agree_with_the_parser(body_type: str, body: object) -> None:
     der = _message(BASE.transaction_id(b"T" * 16).sender_kid(b"kid").free_text("x"), body)
     parsed = parse_message(der)
-    assert peek(der) == Peek(parsed.header.transaction_id, False, parsed.body_type) == Peek(b"T" * 16, False, body_type)
+    p = peek(der)
+    assert p[:3] == (parsed.header.transaction_id, False, parsed.body_type) == (b"T" * 16, False, body_type)
+    assert p.rejected is False and p.check_after == (5 if body_type == "pollRep" else None)  # pollRep: checkAfter 5
 
 
 def test_implicit_confirm_among_other_general_info() -> None:
@@ -115,3 +117,26 @@ def _a_certificate_der() -> bytes:
         if certs:
             return certs[0].public_bytes(Encoding.DER)
     raise AssertionError("no certificate under fixtures/")
+
+
+@pytest.mark.parametrize("entries, longest", [
+    ([(0, 5, [])], 5),
+    ([(0, 5, []), (1, 300, ["busy", "later"]), (2, 7, [])], 300),
+    ([(0, 0, [])], 0),
+    ([(0, 2**40, [])], 2**40),
+])
+def test_pollrep_gives_its_longest_check_after(entries, longest) -> None:
+    p = peek(_message(BASE.transaction_id(b"t"), B.poll_rep_body(entries)))
+    assert p == Peek(b"t", False, "pollRep", False, longest)
+
+
+def test_check_after_of_openssl_s_pollrep_and_only_of_a_pollrep() -> None:
+    # made by openssl's mock (-check_after 0), see tests/vectors/manifest.json
+    from pathlib import Path
+
+    vectors = Path(__file__).resolve().parents[2] / "vectors" / "openssl" / "polling_pbm"
+    seen = {}
+    for rsp in sorted(vectors.glob("rsp*.der")):
+        p = peek(rsp.read_bytes())
+        seen[p.body_type] = p.check_after
+    assert seen == {"ip": None, "pollRep": 0, "pkiconf": None}

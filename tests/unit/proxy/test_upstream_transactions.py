@@ -314,3 +314,36 @@ def test_the_janitor_outlives_a_transport_that_fails_to_close() -> None:
         time.sleep(0.01)
     assert b is not a and b.ended == 1  # still expired by the same janitor
     h.upstream.close()
+
+
+def test_after_a_pollrep_the_hold_includes_its_check_after() -> None:
+    """A CA that says "ask again in 1 s" (pollRep checkAfter) keeps the connection for
+    hold + 1 s: with hold 0.2 s alone the pollReq would find it closed. A transaction
+    opened later with a plain hold expires first (the janitor does not go by age)."""
+    h = Harness(answers(), hold=0.2)
+    poll = message(b"P", B.poll_req_body([0]))
+    started = time.monotonic()
+    polling = h.send(ir(b"P"))
+    assert h.send(poll) is polling  # answered with a pollRep, checkAfter 1
+    plain = h.send(ir(b"Q"))
+    assert plain is not polling
+    deadline = time.monotonic() + 10
+    while plain.ended == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert plain.ended == 1  # Q's client stayed silent past the hold...
+    assert polling.ended == 0 or time.monotonic() - started >= 1.2  # ...P's is still waiting out checkAfter
+    while polling.ended == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert polling.ended == 1 and time.monotonic() - started >= 1.2  # then P's hold ends too
+    h.upstream.close()
+
+
+def test_a_client_polling_within_check_after_keeps_its_connection() -> None:
+    h = Harness(answers(), hold=0.05)
+    poll = message(b"P", B.poll_req_body([0]))
+    polling = h.send(ir(b"P"))
+    assert h.send(poll) is polling
+    time.sleep(0.3)  # longer than the hold, well within hold + checkAfter (1 s): the client waits as told
+    assert polling.ended == 0
+    assert h.send(poll) is polling
+    h.upstream.close()
