@@ -145,6 +145,16 @@ def raw_http(port: int, data: bytes, timeout: float = 5.0) -> bytes:
         return b"".join(chunks)
 
 
+def test_expect_100_continue_is_answered_before_the_body(proxied) -> None:
+    from test_testca_http import post_expecting_continue  # type: ignore[import-not-found]
+
+    server, rec = proxied
+    der = ir("CN=curl-like,UID=curl-like")
+    interim, status, answer = post_expecting_continue(server.port, "/ejbca/publicweb/cmp/ra", der)
+    assert interim == b"HTTP/1.1 100 Continue" and status == 200
+    assert rec.seen[-1] == ("ra", der, answer)
+
+
 def test_http_limits_and_404_before_body() -> None:
     up = RecordingUpstream()
     server = start(config('[alias.ra]\nupstream = "http://127.0.0.1:9/x"\n'), up.send)

@@ -115,6 +115,30 @@ def raw_http(port: int, head: bytes, body: bytes = b"", *, timeout: float = 10.0
     return status, headers, rest
 
 
+def post_expecting_continue(port: int, path: str, body: bytes, *, timeout: float = 10.0) -> tuple[bytes | None, int, bytes]:
+    """POST with ``Expect: 100-continue`` as curl does: send the head, wait (bounded by the
+    socket timeout) for the server's first answer, send the body only after an interim
+    "100 Continue". Returns (interim status line or None, final status, final body)."""
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/pkixcmp\r\n"
+            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(head)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)  # a server that never answers the head times out here
+            if not chunk:
+                break
+            data += chunk
+        interim = None
+        if data.startswith(b"HTTP/1.1 100"):
+            interim, _, data = data.partition(b"\r\n\r\n")
+            s.sendall(body)
+        while chunk := s.recv(65536):
+            data += chunk
+    head_part, _, rest = data.partition(b"\r\n\r\n")
+    return interim, int(head_part.split(b" ", 2)[1]), rest
+
+
 def post(url: str, body: bytes, *, method: str = "POST", headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     from urllib.parse import urlsplit
 
@@ -328,6 +352,19 @@ def test_real_unknown_alias_404_before_the_body_arrives(testca_server) -> None:
     assert status == 404 and b"nosuchalias" in body
     assert time.monotonic() - t0 < 5
     assert_no_cache(headers)
+
+
+def test_real_expect_100_continue_gets_its_interim_answer_then_the_cmp_answer(testca_server) -> None:
+    """curl sends ``Expect: 100-continue`` for bodies over 1 kB and waits for "100 Continue"
+    (1 s, then it sends anyway); the threaded server answers it as soon as the body is read."""
+    interim, status, body = post_expecting_continue(testca_server.port, "/ejbca/publicweb/cmp/ra", pbm_genm_der())
+    assert interim == b"HTTP/1.1 100 Continue"
+    assert status == 200 and parse_message(body).body_type == "genp"
+
+
+def test_real_expect_100_continue_refused_from_the_head_gets_no_interim_answer(testca_server) -> None:
+    interim, status, body = post_expecting_continue(testca_server.port, "/ejbca/publicweb/cmp/nosuchalias", b"0" * 2000)
+    assert interim is None and status == 404 and b"nosuchalias" in body
 
 
 def test_real_long_alias_is_400(testca_server) -> None:
@@ -618,6 +655,9 @@ def test_serve_subprocess_serves_http_and_tcp_and_stops_on_signal(serve_process,
     status, headers, out = post(srv.url("ra"), b"junk")
     assert status == 200 and parse_message(out).body_type == "error", srv.describe()
     assert post(srv.url("nosuch"), b"junk")[0] == 404
+    # curl's Expect: 100-continue is answered by both servers (gunicorn's and the threaded one).
+    interim, status, out = post_expecting_continue(srv.port, "/ejbca/publicweb/cmp/ra", pbm_genm_der())
+    assert interim == b"HTTP/1.1 100 Continue" and status == 200 and parse_message(out).body_type == "genp", srv.describe()
     req, key = ir_request(f"serve-{workers}")
     res = enroll(ra_config(srv.url("ra")), "ir", req)
     assert _pubkey_der(res.certificate) == _pubkey_der(key)
