@@ -23,7 +23,7 @@ from cryptography import x509
 from cmpclient.asn1 import oids
 from cmpclient.errors import DecodeError, ProtectionError
 from cmpclient.protection import kem as _kem
-from cmpclient.protection.kem import kem_algorithm_oid
+from cmpclient.protection.kem import kem_algorithm_oid  # noqa: F401  (handlers call it as K.kem_algorithm_oid)
 from cmpclient.protection.trust import load_der_certificate
 from cmpclient.testca.auth import AuthResult, NotApplicable, Refusal, protection_alg
 
