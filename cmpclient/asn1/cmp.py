@@ -445,6 +445,8 @@ _BODY_TYPES: list[tuple[str, object]] = [
 ]
 
 BODY_NAMES: tuple[str, ...] = tuple(name for name, _ in _BODY_TYPES)
+#: The bodies that carry a CertRepMessage (certificate answers).
+CERT_REP_BODIES = frozenset({"ip", "cp", "kup", "ccp"})
 
 
 

@@ -821,7 +821,7 @@ def error_tree(e: Any) -> Tree:
 def _body_tree(kind: str, body: Any, depth: int, limit: int) -> Any:
     if kind in ("ir", "cr", "kur", "krr", "ccr"):
         return [_safe(cert_req_msg_tree, m) for m in body]
-    if kind in ("ip", "cp", "kup", "ccp"):
+    if kind in cmp.CERT_REP_BODIES:
         return cert_rep_tree(body)
     if kind == "p10cr":
         return _safe(csr_summary, bytes(body))

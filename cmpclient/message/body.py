@@ -245,7 +245,7 @@ def encrypted_key(*, encrypted_value_der: bytes | None = None, enveloped_data_de
 
 def cert_rep_body(kind: str, responses: Sequence[cmp.CertResponse | bytes], *, ca_pubs: Sequence[bytes] = (), as_der: bool = False) -> Any:
     """ip, cp, kup or ccp."""
-    if kind not in ("ip", "cp", "kup", "ccp"):
+    if kind not in cmp.CERT_REP_BODIES:
         raise UsageError(f"not a certificate response body: {kind!r}")
     parts = b""
     if ca_pubs:

@@ -20,8 +20,6 @@ from cmpclient.asn1.der import BIT_STRING, NULL, OCTET_STRING, SEQUENCE, SET, No
 
 __all__ = ["fast_parse"]
 
-_CERT_REP = frozenset({"ip", "cp", "kup", "ccp"})
-
 
 def fast_parse(der: bytes):  # -> ParsedMessage | None
     """The :class:`ParsedMessage` of ``der`` when this reader handles it, else None."""
@@ -278,7 +276,7 @@ def _poll_rep(body: Reader):
 
 
 _BODIES = {
-    **{kind: _cert_rep for kind in _CERT_REP},
+    **{kind: _cert_rep for kind in cmp.CERT_REP_BODIES},
     "pkiconf": _pkiconf,
     "error": _error,
     "genp": _genp,

@@ -230,7 +230,7 @@ def parse_decoded(der: bytes, msg: cmp.PKIMessage) -> ParsedMessage:
     kind = body_type(msg)
     body = msg["body"][kind]
     content: object = None
-    if kind in ("ip", "cp", "kup", "ccp"):
+    if kind in cmp.CERT_REP_BODIES:
         content = read_cert_rep(body)
     elif kind == "error":
         code = body["errorCode"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from cmpclient.asn1.cmp import BODY_NAMES
+from cmpclient.asn1.cmp import BODY_NAMES, CERT_REP_BODIES
 from cmpclient.asn1.codec import read_tlv
 from cmpclient.errors import DecodeError
 
@@ -28,7 +28,6 @@ _TRANSACTION_ID = 0xA4  # PKIHeader transactionID [4] EXPLICIT OCTET STRING
 _GENERAL_INFO = 0xA8  # PKIHeader generalInfo [8] EXPLICIT SEQUENCE OF InfoTypeAndValue
 
 
-_CERT_REP_BODIES = frozenset({"ip", "cp", "kup", "ccp"})  # CertRepMessage
 
 
 class Peek(NamedTuple):
@@ -48,7 +47,7 @@ def transaction_continues(body_type: str | None, implicit_confirm: bool, rejecte
     after pollRep."""
     if body_type == "pollRep":
         return True
-    return body_type in ("ip", "cp", "kup", "ccp", "krp") and not implicit_confirm and not rejected
+    return (body_type in CERT_REP_BODIES or body_type == "krp") and not implicit_confirm and not rejected
 
 
 def peek(der: bytes) -> Peek:
@@ -84,7 +83,7 @@ def peek(der: bytes) -> Peek:
             number = tag & 0x1F
             if tag & 0xE0 == 0xA0 and number < len(BODY_NAMES):
                 body = BODY_NAMES[number]
-                if body in _CERT_REP_BODIES:
+                if body in CERT_REP_BODIES:
                     rejected = _all_rejected(der, read_tlv(der, header_end)[1])
                 elif body == "pollRep":
                     check_after = _longest_check_after(der, read_tlv(der, header_end)[1])
