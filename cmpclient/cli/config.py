@@ -56,6 +56,12 @@ def load_profile(path: str | os.PathLike[str], profile: str | None, command: str
 
     Raises ConfigError for an unreadable file, bad TOML or an unknown profile.
     """
+    return profile_values(profile_table(path, profile), command)
+
+
+def profile_table(path: str | os.PathLike[str], profile: str | None) -> dict[str, Any]:
+    """The raw TOML table of ``profile`` ({} when no profile was asked for and there is no
+    ``default``). Raises ConfigError for an unreadable file, bad TOML or an unknown profile."""
     import tomllib  # only when a configuration file is read (cold-start budget, issue #5)
 
     p = Path(path)
@@ -76,7 +82,12 @@ def load_profile(path: str | os.PathLike[str], profile: str | None, command: str
             return {}
         known = ", ".join(sorted(tables)) or "none"
         raise ConfigError(f"profile {name!r} not found in {str(p)!r} (profiles: {known})")
-    table = tables[name]
+    return tables[name]  # type: ignore[no-any-return]
+
+
+def profile_values(table: dict[str, Any], command: str | None) -> dict[str, Any]:
+    """A profile table's values for ``command``: its top-level keys, then those of its
+    ``[<profile>.<command>]`` sub-table (which win)."""
     values: dict[str, Any] = {}
     for key, value in table.items():
         if isinstance(value, dict):
@@ -86,6 +97,47 @@ def load_profile(path: str | os.PathLike[str], profile: str | None, command: str
         for key, value in table[command].items():
             values[_norm(key)] = value
     return values
+
+
+def profile_warnings(ctx: click.Context, command: str, table: dict[str, Any], ignored: Sequence[str]) -> list[str]:
+    """Warnings for what in a profile is no option at all: a key of the command's own
+    sub-table that ``command`` lacks, a shared key that no cmpclient command has (a typo),
+    a sub-table named after no command. A shared key another command uses
+    (``reqnewkeyspec`` while revoking) is fine."""
+    import difflib
+
+    from cmpclient.cli.main import COMMANDS
+
+    warnings = []
+    for name, value in table.items():
+        if isinstance(value, dict) and name not in COMMANDS:
+            close = difflib.get_close_matches(name, sorted(COMMANDS), n=1)
+            hint = f"; did you mean [{close[0]}]?" if close else ""
+            warnings.append(f"warning: config: the [{name}] table names no cmpclient command (ignored){hint}")
+    if not ignored:
+        return warnings
+    own = {_norm(k) for k in table[command]} if isinstance(table.get(command), dict) else set()
+    root = ctx.find_root().command
+    everywhere: set[str] = set()
+    for name in COMMANDS:
+        try:
+            cmd = root.get_command(ctx, name) if isinstance(root, click.Group) else None
+        except click.ClickException:
+            cmd = None
+        for sub in ([cmd] + list(getattr(cmd, "commands", {}).values())) if cmd is not None else []:
+            everywhere.update(p.name for p in sub.params if p.name)
+    this = {p.name for p in ctx.command.params if p.name}
+    for key in ignored:
+        if key in own:
+            what, candidates = f"in the [{command}] table is not an option of 'cmpclient {command}'", this
+        elif key not in everywhere:
+            what, candidates = "is not an option of any cmpclient command", everywhere
+        else:
+            continue
+        close = difflib.get_close_matches(key, sorted(candidates), n=1)
+        hint = f"; did you mean {close[0].replace('_', '-')!r}?" if close else ""
+        warnings.append(f"warning: config: {key.replace('_', '-')!r} {what} (ignored){hint}")
+    return warnings
 
 
 def _prescan(args: Sequence[str], long: str) -> str | None:
@@ -115,7 +167,8 @@ class ProfileCommand(click.Command):
         ctx.meta["cmpclient.profile_name"] = profile or ("default" if path else None)
         if path:
             try:
-                values = load_profile(path, profile, self.name)
+                table = profile_table(path, profile)
+                values = profile_values(table, self.name)
             except ConfigError as exc:
                 # Options are not parsed yet, so report here (render.py formats it).
                 from cmpclient.cli.render import get_output, report_error
@@ -123,8 +176,15 @@ class ProfileCommand(click.Command):
                 ctx.exit(report_error(exc, get_output(ctx)))
             known = {p.name for p in self.params if p.name}
             usable = {k: v for k, v in values.items() if k in known}
-            ctx.meta["cmpclient.profile_ignored"] = sorted(set(values) - known)
+            ignored = sorted(set(values) - known)
+            ctx.meta["cmpclient.profile_ignored"] = ignored
             ctx.default_map = {**(ctx.default_map or {}), **usable}
+            if self.name and (ignored or any(isinstance(v, dict) for v in table.values())):
+                from cmpclient.cli.render import get_output
+
+                if not get_output(ctx).quiet:
+                    for line in profile_warnings(ctx, self.name, table, ignored):
+                        click.echo(line, err=True)
         return super().parse_args(ctx, args)
 
 

@@ -132,6 +132,26 @@ def test_show_config_origins_and_redaction(tmp_path):
     assert "topsecret" not in r.output and "alsosecret" not in r.output
 
 
+def test_profile_typos_are_warned_about_and_shared_keys_are_not(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[profiles.p]\nurl = "http://profile/"\nimplict-confirm = true\nreqnewkeyspec = "secp256r1"\n'
+                   '[profiles.p.revoke]\nreasn = "superseded"\n[profiles.p.crfm]\nsubject = "CN=x"\n')
+    r = run(["--config", cfg, "--profile", "p", "revoke", "--show-config"])
+    assert r.exit_code == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning: config:")]
+    assert len(warnings) == 3, r.stderr
+    assert any("'implict-confirm' is not an option of any cmpclient command" in w and "'implicit-confirm'?" in w
+               for w in warnings)
+    assert any("'reasn' in the [revoke] table is not an option of 'cmpclient revoke'" in w and "'reason'?" in w
+               for w in warnings)
+    assert any("[crfm] table names no cmpclient command" in w and "[crmf]?" in w for w in warnings)
+    assert "reqnewkeyspec" not in r.stderr  # an option of crmf: a shared profile may hold it
+    # -q hides warnings; a clean profile gives none
+    assert "warning" not in run(["-q", "--config", cfg, "--profile", "p", "revoke", "--show-config"]).stderr
+    cfg.write_text('[profiles.p]\nurl = "http://profile/"\nreqnewkeyspec = "secp256r1"\n[profiles.p.crmf]\npopo = "signature"\n')
+    assert "warning" not in run(["--config", cfg, "--profile", "p", "revoke", "--show-config"]).stderr
+
+
 def test_env_beats_profile_cli_beats_env(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text('[default]\nrecipient = "CN=profile"\nsender = "CN=profile"\nalias = "profile"\n')
