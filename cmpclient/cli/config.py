@@ -116,16 +116,9 @@ def profile_warnings(ctx: click.Context, command: str, table: dict[str, Any], ig
             warnings.append(f"warning: config: the [{name}] table names no cmpclient command (ignored){hint}")
     if not ignored:
         return warnings
+    from cmpclient.cli.option_names import OPTION_NAMES as everywhere
+
     own = {_norm(k) for k in table[command]} if isinstance(table.get(command), dict) else set()
-    root = ctx.find_root().command
-    everywhere: set[str] = set()
-    for name in COMMANDS:
-        try:
-            cmd = root.get_command(ctx, name) if isinstance(root, click.Group) else None
-        except click.ClickException:
-            cmd = None
-        for sub in ([cmd] + list(getattr(cmd, "commands", {}).values())) if cmd is not None else []:
-            everywhere.update(p.name for p in sub.params if p.name)
     this = {p.name for p in ctx.command.params if p.name}
     for key in ignored:
         if key in own:

@@ -152,6 +152,29 @@ def test_profile_typos_are_warned_about_and_shared_keys_are_not(tmp_path):
     assert "warning" not in run(["--config", cfg, "--profile", "p", "revoke", "--show-config"]).stderr
 
 
+def test_option_names_literal_matches_the_commands():
+    """cmpclient.cli.option_names.OPTION_NAMES (read by the profile warnings without
+    importing every command) must be the parameter names of every command."""
+    import click
+
+    from cmpclient.cli.main import COMMANDS, cli
+    from cmpclient.cli.option_names import OPTION_NAMES
+
+    ctx = click.Context(cli)
+    names: set[str] = set()
+
+    def walk(cmd: click.Command) -> None:
+        names.update(p.name for p in cmd.params if p.name)
+        for sub in getattr(cmd, "commands", {}).values():
+            walk(sub)
+
+    for name in COMMANDS:
+        walk(cli.get_command(ctx, name))
+    assert OPTION_NAMES == names, (
+        "update cmpclient/cli/option_names.py: added " + repr(sorted(names - OPTION_NAMES))
+        + ", removed " + repr(sorted(OPTION_NAMES - names)))
+
+
 def test_env_beats_profile_cli_beats_env(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text('[default]\nrecipient = "CN=profile"\nsender = "CN=profile"\nalias = "profile"\n')
