@@ -100,31 +100,29 @@ def profile_values(table: dict[str, Any], command: str | None) -> dict[str, Any]
 
 
 def profile_warnings(ctx: click.Context, command: str, table: dict[str, Any], ignored: Sequence[str]) -> list[str]:
-    """Warnings for what in a profile is no option at all: a key of the command's own
-    sub-table that ``command`` lacks, a shared key that no cmpclient command has (a typo),
-    a sub-table named after no command. A shared key another command uses
+    """Warnings for what in a profile no command that reads profiles uses: a key of the
+    command's own sub-table that ``command`` lacks, a shared key that none of them has (a
+    typo, or an option of ``serve``/``proxy``/``testca``, which take no profile), a
+    sub-table named after no such command. A shared key another command uses
     (``reqnewkeyspec`` while revoking) is fine."""
     import difflib
 
-    from cmpclient.cli.main import COMMANDS
+    from cmpclient.cli.option_names import OPTION_NAMES, PROFILE_COMMANDS
 
     warnings = []
     for name, value in table.items():
-        if isinstance(value, dict) and name not in COMMANDS:
-            close = difflib.get_close_matches(name, sorted(COMMANDS), n=1)
+        if isinstance(value, dict) and name not in PROFILE_COMMANDS:
+            close = difflib.get_close_matches(name, sorted(PROFILE_COMMANDS), n=1)
             hint = f"; did you mean [{close[0]}]?" if close else ""
-            warnings.append(f"warning: config: the [{name}] table names no cmpclient command (ignored){hint}")
-    if not ignored:
-        return warnings
-    from cmpclient.cli.option_names import OPTION_NAMES as everywhere
-
+            warnings.append(f"warning: config: the [{name}] table names no cmpclient command that reads profiles "
+                            f"(ignored){hint}")
     own = {_norm(k) for k in table[command]} if isinstance(table.get(command), dict) else set()
     this = {p.name for p in ctx.command.params if p.name}
     for key in ignored:
         if key in own:
             what, candidates = f"in the [{command}] table is not an option of 'cmpclient {command}'", this
-        elif key not in everywhere:
-            what, candidates = "is not an option of any cmpclient command", everywhere
+        elif key not in OPTION_NAMES:
+            what, candidates = "is not an option of any cmpclient command that reads profiles", OPTION_NAMES
         else:
             continue
         close = difflib.get_close_matches(key, sorted(candidates), n=1)
@@ -172,12 +170,16 @@ class ProfileCommand(click.Command):
             ignored = sorted(set(values) - known)
             ctx.meta["cmpclient.profile_ignored"] = ignored
             ctx.default_map = {**(ctx.default_map or {}), **usable}
-            if self.name and (ignored or any(isinstance(v, dict) for v in table.values())):
+            rest = super().parse_args(ctx, args)
+            # After parsing: the subcommand's own -q (or the profile's quiet) counts too;
+            # nothing is printed while the shell completes a word.
+            if self.name and not ctx.resilient_parsing and (ignored or any(isinstance(v, dict) for v in table.values())):
                 from cmpclient.cli.render import get_output
 
-                if not get_output(ctx).quiet:
+                if not (ctx.params.get("quiet") or get_output(ctx).quiet):
                     for line in profile_warnings(ctx, self.name, table, ignored):
                         click.echo(line, err=True)
+            return rest
         return super().parse_args(ctx, args)
 
 

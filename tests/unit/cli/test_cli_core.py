@@ -140,38 +140,46 @@ def test_profile_typos_are_warned_about_and_shared_keys_are_not(tmp_path):
     assert r.exit_code == 0, r.stderr
     warnings = [line for line in r.stderr.splitlines() if line.startswith("warning: config:")]
     assert len(warnings) == 3, r.stderr
-    assert any("'implict-confirm' is not an option of any cmpclient command" in w and "'implicit-confirm'?" in w
-               for w in warnings)
+    assert any("'implict-confirm' is not an option of any cmpclient command that reads profiles" in w
+               and "'implicit-confirm'?" in w for w in warnings)
     assert any("'reasn' in the [revoke] table is not an option of 'cmpclient revoke'" in w and "'reason'?" in w
                for w in warnings)
-    assert any("[crfm] table names no cmpclient command" in w and "[crmf]?" in w for w in warnings)
+    assert any("[crfm] table names no cmpclient command that reads profiles" in w and "[crmf]?" in w for w in warnings)
     assert "reqnewkeyspec" not in r.stderr  # an option of crmf: a shared profile may hold it
-    # -q hides warnings; a clean profile gives none
+    # -q, on the group or on the command, hides warnings; so does shell completion
     assert "warning" not in run(["-q", "--config", cfg, "--profile", "p", "revoke", "--show-config"]).stderr
+    assert "warning" not in run(["--config", cfg, "--profile", "p", "revoke", "-q", "--show-config"]).stderr
+    completing = subprocess.run(
+        [sys.executable, "-m", "cmpclient"], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "CMPCLIENT_CONFIG": str(cfg), "CMPCLIENT_PROFILE": "p", "_CMPCLIENT_COMPLETE": "bash_complete",
+             "COMP_WORDS": "cmpclient revoke --rea", "COMP_CWORD": "2"})
+    assert "--reason" in completing.stdout and completing.stderr == "", completing.stderr
+    # serve, proxy and testca read no profile: their options and tables in one are warned about
+    cfg.write_text('[profiles.p]\nurl = "http://profile/"\ndata-dir = "/x"\n[profiles.p.serve]\nport = 1\n')
+    r = run(["--config", cfg, "--profile", "p", "revoke", "--show-config"])
+    assert "'data-dir' is not an option of any cmpclient command that reads profiles" in r.stderr
+    assert "[serve] table names no cmpclient command that reads profiles" in r.stderr
+    # a clean profile gives none
     cfg.write_text('[profiles.p]\nurl = "http://profile/"\nreqnewkeyspec = "secp256r1"\n[profiles.p.crmf]\npopo = "signature"\n')
     assert "warning" not in run(["--config", cfg, "--profile", "p", "revoke", "--show-config"]).stderr
 
 
 def test_option_names_literal_matches_the_commands():
-    """cmpclient.cli.option_names.OPTION_NAMES (read by the profile warnings without
-    importing every command) must be the parameter names of every command."""
+    """cmpclient.cli.option_names (read by the profile warnings without importing every
+    command) must list the commands that read profiles and all their parameter names."""
     import click
 
+    from cmpclient.cli.config import ProfileCommand
     from cmpclient.cli.main import COMMANDS, cli
-    from cmpclient.cli.option_names import OPTION_NAMES
+    from cmpclient.cli.option_names import OPTION_NAMES, PROFILE_COMMANDS
 
     ctx = click.Context(cli)
-    names: set[str] = set()
-
-    def walk(cmd: click.Command) -> None:
-        names.update(p.name for p in cmd.params if p.name)
-        for sub in getattr(cmd, "commands", {}).values():
-            walk(sub)
-
-    for name in COMMANDS:
-        walk(cli.get_command(ctx, name))
+    commands = {name: cli.get_command(ctx, name) for name in COMMANDS}
+    readers = {name for name, cmd in commands.items() if isinstance(cmd, ProfileCommand)}
+    names = {p.name for name in readers for p in commands[name].params if p.name}
+    assert PROFILE_COMMANDS == readers, f"update PROFILE_COMMANDS in cmpclient/cli/option_names.py: {sorted(readers)}"
     assert OPTION_NAMES == names, (
-        "update cmpclient/cli/option_names.py: added " + repr(sorted(names - OPTION_NAMES))
+        "update OPTION_NAMES in cmpclient/cli/option_names.py: added " + repr(sorted(names - OPTION_NAMES))
         + ", removed " + repr(sorted(OPTION_NAMES - names)))
 
 
