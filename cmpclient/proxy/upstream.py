@@ -114,7 +114,7 @@ class Upstream:
 
     def _keep(self, url: str, tid: bytes, transport: Any, wait: float = 0.0) -> None:
         """Hold ``transport`` for transaction ``tid``: ``hold`` seconds, plus ``wait`` the
-        client was told to wait (a pollRep's checkAfter)."""
+        client was told to wait (a pollRep's checkAfter, clamped to 0.._MAX_POLL_WAIT)."""
         key = (url, tid)
         with self._lock:
             if self._closed:
@@ -122,7 +122,7 @@ class Upstream:
             else:
                 # The same transactionID twice at once (a client resending): the later answer wins.
                 replaced = self._open.pop(key, None)
-                self._open[key] = (transport, time.monotonic() + self._hold + min(max(wait, 0.0), _MAX_POLL_WAIT))
+                self._open[key] = (transport, time.monotonic() + self._hold + wait)
                 let_go = [(url, replaced[0])] if replaced is not None else []
                 if len(self._open) > self._max_open:
                     (old_url, _), (old, _) = self._open.popitem(last=False)
@@ -173,7 +173,8 @@ class Upstream:
             raise
         rsp = peek(answer)
         if tid and transaction_continues(rsp.body_type, rsp.implicit_confirm, rsp.rejected):
-            self._keep(url, tid, transport, float(rsp.check_after or 0))
+            # clamped as an int first: a checkAfter of 400 digits is no float
+            self._keep(url, tid, transport, float(min(max(rsp.check_after or 0, 0), int(_MAX_POLL_WAIT))))
         else:
             self._finish(url, transport)
         return answer

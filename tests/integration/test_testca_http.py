@@ -355,8 +355,9 @@ def test_real_unknown_alias_404_before_the_body_arrives(testca_server) -> None:
 
 
 def test_real_expect_100_continue_gets_its_interim_answer_then_the_cmp_answer(testca_server) -> None:
-    """curl sends ``Expect: 100-continue`` for bodies over 1 kB and waits for "100 Continue"
-    (1 s, then it sends anyway); the threaded server answers it as soon as the body is read."""
+    """A client that sends ``Expect: 100-continue`` (curl before 7.69 for bodies over 1 kB,
+    or when told to) waits for "100 Continue" (curl: 1 s, then it sends anyway); the
+    threaded server answers it as soon as the body is read."""
     interim, status, body = post_expecting_continue(testca_server.port, "/ejbca/publicweb/cmp/ra", pbm_genm_der())
     assert interim == b"HTTP/1.1 100 Continue"
     assert status == 200 and parse_message(body).body_type == "genp"
@@ -655,7 +656,7 @@ def test_serve_subprocess_serves_http_and_tcp_and_stops_on_signal(serve_process,
     status, headers, out = post(srv.url("ra"), b"junk")
     assert status == 200 and parse_message(out).body_type == "error", srv.describe()
     assert post(srv.url("nosuch"), b"junk")[0] == 404
-    # curl's Expect: 100-continue is answered by both servers (gunicorn's and the threaded one).
+    # Expect: 100-continue (curl's) is answered by both servers (gunicorn's and the threaded one).
     interim, status, out = post_expecting_continue(srv.port, "/ejbca/publicweb/cmp/ra", pbm_genm_der())
     assert interim == b"HTTP/1.1 100 Continue" and status == 200 and parse_message(out).body_type == "genp", srv.describe()
     req, key = ir_request(f"serve-{workers}")

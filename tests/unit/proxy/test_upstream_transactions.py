@@ -316,26 +316,67 @@ def test_the_janitor_outlives_a_transport_that_fails_to_close() -> None:
     h.upstream.close()
 
 
+def _poll_answers(check_after: int):
+    """As :func:`answers`, with pollReps of the given checkAfter (-5: our builder refuses a
+    negative one, so 0x7F is patched to 0xFB in the DER of an unprotected pollRep)."""
+    from cmpclient.message.peek import peek
+
+    plain = answers()
+
+    def answer_for(der: bytes) -> bytes:
+        p = peek(der)
+        if p.body_type == "pollReq":
+            if check_after == -5:
+                rep = message(p.transaction_id, B.poll_rep_body([(0, 0x7F, [])]))
+                assert rep.count(b"\x02\x01\x7f") == 1
+                return rep.replace(b"\x02\x01\x7f", b"\x02\x01\xfb")
+            return message(p.transaction_id, B.poll_rep_body([(0, check_after, [])]))
+        return plain(der)
+
+    return answer_for
+
+
+def _wait_until(predicate, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_after_a_pollrep_the_hold_includes_its_check_after() -> None:
     """A CA that says "ask again in 1 s" (pollRep checkAfter) keeps the connection for
-    hold + 1 s: with hold 0.2 s alone the pollReq would find it closed. A transaction
-    opened later with a plain hold expires first (the janitor does not go by age)."""
-    h = Harness(answers(), hold=0.2)
-    poll = message(b"P", B.poll_req_body([0]))
+    hold + 1 s: with hold 0.2 s alone the pollReq would find it closed."""
+    h = Harness(_poll_answers(1), hold=0.2)
     started = time.monotonic()
     polling = h.send(ir(b"P"))
-    assert h.send(poll) is polling  # answered with a pollRep, checkAfter 1
-    plain = h.send(ir(b"Q"))
-    assert plain is not polling
-    deadline = time.monotonic() + 10
-    while plain.ended == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert plain.ended == 1  # Q's client stayed silent past the hold...
-    assert polling.ended == 0 or time.monotonic() - started >= 1.2  # ...P's is still waiting out checkAfter
-    while polling.ended == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert polling.ended == 1 and time.monotonic() - started >= 1.2  # then P's hold ends too
+    assert h.send(message(b"P", B.poll_req_body([0]))) is polling  # a pollRep, checkAfter 1
+    _wait_until(lambda: polling.ended == 1)
+    assert polling.ended == 1 and time.monotonic() - started >= 1.2
     h.upstream.close()
+
+
+def test_the_janitor_lets_go_by_deadline_not_by_age() -> None:
+    """P waits out a checkAfter of 30 s; Q, opened later with the plain hold (0.2 s), is
+    let go long before P (a janitor going by age would wait for P first)."""
+    h = Harness(_poll_answers(30), hold=0.2)
+    polling = h.send(ir(b"P"))
+    assert h.send(message(b"P", B.poll_req_body([0]))) is polling
+    plain = h.send(ir(b"Q"))
+    _wait_until(lambda: plain.ended == 1)
+    assert plain.ended == 1 and polling.ended == 0
+    h.upstream.close()
+
+
+@pytest.mark.parametrize("check_after", [10**400, -5, 0], ids=["400-digits", "negative", "zero"])
+def test_absurd_check_after_values_are_clamped(check_after: int) -> None:
+    """A pollRep's checkAfter is an INTEGER of any size: the upstream keeps the transaction
+    (at most a day past the hold) instead of failing on it, and never loses the transport."""
+    h = Harness(_poll_answers(check_after), hold=60)
+    polling = h.send(ir(b"P"))
+    assert h.send(message(b"P", B.poll_req_body([0]))) is polling
+    (deadline,) = [d for _, d in h.upstream._open.values()]
+    assert time.monotonic() + 59 < deadline <= time.monotonic() + 60 + 86_400
+    h.upstream.close()
+    assert polling.closed
 
 
 def test_a_client_polling_within_check_after_keeps_its_connection() -> None:
