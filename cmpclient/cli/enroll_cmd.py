@@ -497,8 +497,6 @@ def crmf(ctx: click.Context, **_: Any) -> None:
     A key made for the request needs --keyout, --dest or --p12out; every output is checked
     before the request is sent.
     """
-    from cmpclient.keys import decrypt_returned_private_key
-
     begin(ctx)
     params = ctx.params
     if params["use_cr"] and params["use_ir"]:
@@ -520,6 +518,8 @@ def crmf(ctx: click.Context, **_: Any) -> None:
             (params.get("authmodule") or "HMAC").upper() == "HMAC" and params.get("authparam")) else None
 
         def decrypt_key(info: Any) -> Any:
+            from cmpclient.keys import decrypt_returned_private_key  # server keygen only (cold start)
+
             return decrypt_returned_private_key(info.der, private_key=pek, password=mac_secret)
 
         run_enroll(ctx, kind, builder, private_key=None, decrypt_key=decrypt_key, key_to_keep=True)
