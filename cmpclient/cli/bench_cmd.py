@@ -31,19 +31,24 @@ def _request_factory(params: dict[str, Any], key_pem: bytes | None, i: int) -> t
     from cmpclient.protection import popo_signer
 
     if key_pem is not None:
-        key = _cached_key(key_pem)
+        key, signer = _cached_key(key_pem)
     else:
         key = generate_key(params.get("reqnewkeyspec") or "secp256r1")
+        signer = popo_signer(key)
     subject = params["dn"].replace("{i}", str(i))
-    request = CertRequestBuilder().subject(subject).public_key(key).popo_signature(popo_signer(key))
+    request = CertRequestBuilder().subject(subject).public_key(key).popo_signature(signer)
     return ("cr" if params.get("use_cr") else "ir"), request, None
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_key(pem: bytes) -> Any:
+def _cached_key(pem: bytes) -> tuple[Any, Any]:
+    """The --newkey key and its POPO signer, made once (not per request)."""
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    return load_pem_private_key(pem, None)
+    from cmpclient.protection import popo_signer
+
+    key = load_pem_private_key(pem, None)
+    return key, popo_signer(key)
 
 
 _BENCH_OPTS = [

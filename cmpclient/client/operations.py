@@ -42,8 +42,10 @@ def cert_hash(cert: x509.Certificate) -> tuple[bytes, str]:
 
 
 def cert_status_for(cert: x509.Certificate, cert_req_id: int, pvno: int, *, accept: bool, reason: str | None) -> Any:
-    """CertStatus for ``cert``; CMPv3 names the hash (hashAlg) when the signature
-    algorithm does not imply one (EdDSA, ML-DSA), as RFC 9810 §5.3.18 allows."""
+    """CertStatus for ``cert`` (its DER for a plain acceptance, else a pyasn1 value; both
+    go into :func:`~cmpclient.message.body.cert_conf_body`); CMPv3 names the hash (hashAlg)
+    when the signature algorithm does not imply one (EdDSA, ML-DSA), as RFC 9810 §5.3.18
+    allows."""
     from cmpclient.protection import certificate_hash, digest_algorithm_identifier
     from cmpclient.asn1 import codec
 
@@ -52,6 +54,8 @@ def cert_status_for(cert: x509.Certificate, cert_req_id: int, pvno: int, *, acce
     if pvno >= 3 and cert.signature_hash_algorithm is None:
         hash_alg = codec.encode(digest_algorithm_identifier(algorithm))
     if accept:
+        if hash_alg is None:
+            return bodies.accepted_cert_status_der(cert_req_id, digest)
         return bodies.cert_status(cert_req_id, digest, hash_alg_der=hash_alg)
     return bodies.cert_status(
         cert_req_id, digest, status="rejection", fail_info=["incorrectData"],

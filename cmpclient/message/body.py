@@ -144,8 +144,18 @@ def cert_status(
     return entry
 
 
-def cert_conf_body(statuses: Sequence[cmp.CertStatus], *, as_der: bool = False) -> Any:
-    return _body("certConf", _seq_of(codec.encode(s) for s in statuses), as_der)
+def accepted_cert_status_der(cert_req_id: int, cert_hash: bytes) -> bytes:
+    """The DER of ``cert_status(cert_req_id, cert_hash)`` (acceptance, no statusInfo, no
+    hashAlg), written directly: the CertStatus of every certConf a client sends."""
+    id_content = codec.int_content(cert_req_id)
+    inner = codec.der_header(0x04, len(cert_hash)) + cert_hash + codec.der_header(0x02, len(id_content)) + id_content
+    return codec.der_header(0x30, len(inner)) + inner
+
+
+def cert_conf_body(statuses: Sequence[cmp.CertStatus | bytes], *, as_der: bool = False) -> Any:
+    """certConf with CertStatus entries: pyasn1 values or their DER."""
+    return _body("certConf", _seq_of(bytes(s) if isinstance(s, (bytes, bytearray)) else codec.encode(s)
+                                     for s in statuses), as_der)
 
 
 def poll_req_body(cert_req_ids: Sequence[int], *, as_der: bool = False) -> Any:

@@ -284,6 +284,10 @@ def sign(private_key: PrivateKey, alg_id: rfc5280.AlgorithmIdentifier, data: byt
         _check_key(scheme, private_key, private=True)
     except ProtectionError as exc:
         raise UsageError(exc.message) from exc
+    return _sign(private_key, scheme, data)
+
+
+def _sign(private_key: PrivateKey, scheme: SignatureScheme, data: bytes) -> bytes:
     if scheme.kind == "rsa-pkcs1":
         return private_key.sign(data, padding.PKCS1v15(), _hash(scheme.digest))  # type: ignore[union-attr,arg-type,call-arg]
     if scheme.kind == "rsa-pss":
@@ -351,12 +355,23 @@ def digest_algorithm_identifier(digest: hashes.HashAlgorithm) -> rfc5280.Algorit
     raise UsageError(f"no identifier for hash {digest.name}")
 
 
-def certificate_signature_algorithm(cert_der: bytes) -> rfc5280.AlgorithmIdentifier:
-    """The outer ``signatureAlgorithm`` of a DER certificate, sliced out without a full decode."""
+def _signature_algorithm_der(cert_der: bytes) -> bytes:
     _, start, _ = codec.read_tlv(cert_der, 0)
     _, _, tbs_end = codec.read_tlv(cert_der, start)
     _, _, alg_end = codec.read_tlv(cert_der, tbs_end)
-    return codec.decode(cert_der[tbs_end:alg_end], rfc5280.AlgorithmIdentifier(), what="certificate signatureAlgorithm")
+    return bytes(cert_der[tbs_end:alg_end])
+
+
+def certificate_signature_algorithm(cert_der: bytes) -> rfc5280.AlgorithmIdentifier:
+    """The outer ``signatureAlgorithm`` of a DER certificate, sliced out without a full decode."""
+    return codec.decode(_signature_algorithm_der(cert_der), rfc5280.AlgorithmIdentifier(),
+                        what="certificate signatureAlgorithm")
+
+
+#: certHash digests by signatureAlgorithm DER: a CA signs its certificates alike, and decoding
+#: the identifier with pyasn1 for every certConf was ~4 % of a bulk transaction. Bounded; the
+#: hash objects are immutable, so threads may share them.
+_CERT_HASH_DIGESTS: dict[bytes, hashes.HashAlgorithm] = {}
 
 
 def certificate_hash(cert_der: bytes) -> tuple[bytes, hashes.HashAlgorithm]:
@@ -364,7 +379,13 @@ def certificate_hash(cert_der: bytes) -> tuple[bytes, hashes.HashAlgorithm]:
 
     Returns the digest and the hash used (so the caller can add ``hashAlg`` when needed).
     """
-    digest = digest_of_signature_algorithm(certificate_signature_algorithm(cert_der))
+    alg_der = _signature_algorithm_der(cert_der)
+    digest = _CERT_HASH_DIGESTS.get(alg_der)
+    if digest is None:
+        digest = digest_of_signature_algorithm(
+            codec.decode(alg_der, rfc5280.AlgorithmIdentifier(), what="certificate signatureAlgorithm"))
+        if len(_CERT_HASH_DIGESTS) < 64:
+            _CERT_HASH_DIGESTS[alg_der] = digest
     h = hashes.Hash(digest)
     h.update(cert_der)
     return h.finalize(), digest
@@ -376,8 +397,15 @@ def popo_signer(private_key: PrivateKey, digest: str = "sha256", rsa_pss: bool =
     request)."""
     alg = signature_algorithm(private_key, digest, rsa_pss)
     alg_der = codec.encode(alg)
+    # Parsed and checked once: the signer touches no pyasn1 value afterwards, so threads
+    # may share it (a bulk run with one --newkey key does).
+    scheme = parse_signature_algorithm(alg)
+    try:
+        _check_key(scheme, private_key, private=True)
+    except ProtectionError as exc:
+        raise UsageError(exc.message) from exc
 
-    def _sign(data: bytes) -> tuple[bytes, bytes]:
-        return alg_der, sign(private_key, alg, data)
+    def signer(data: bytes) -> tuple[bytes, bytes]:
+        return alg_der, _sign(private_key, scheme, data)
 
-    return _sign
+    return signer

@@ -212,3 +212,14 @@ def test_public_key_given_as_der_is_checked_and_written_as_der():
     assert public_key_der(ber) == spki
     with pytest.raises(UsageError, match="not a SubjectPublicKeyInfo"):
         public_key_der(b"\x04\x03abc")
+
+
+@pytest.mark.parametrize("cert_req_id", [0, 1, 127, 128, 255, 256, 2**31 - 1, 2**63, -1, -129])
+@pytest.mark.parametrize("hash_len", [20, 32, 64, 127, 128, 300])
+def test_accepted_cert_status_der_is_what_pyasn1_writes(cert_req_id: int, hash_len: int) -> None:
+    digest = bytes(range(256)) * 2
+    digest = digest[:hash_len]
+    assert B.accepted_cert_status_der(cert_req_id, digest) == codec.encode(B.cert_status(cert_req_id, digest))
+    # and a certConf of DER entries is the certConf of pyasn1 entries
+    assert (B.cert_conf_body([B.accepted_cert_status_der(cert_req_id, digest)], as_der=True)
+            == B.cert_conf_body([B.cert_status(cert_req_id, digest)], as_der=True))

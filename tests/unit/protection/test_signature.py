@@ -111,3 +111,38 @@ def test_certificate_hash(pki):
     der = pki.ee.public_bytes(Encoding.DER)
     value, used = sig.certificate_hash(der)
     assert isinstance(used, hashes.SHA256) and value == hashlib.sha256(der).digest()
+
+
+def test_certificate_hash_remembers_the_digest_per_signature_algorithm_only():
+    """certificate_hash keeps the digest of each signatureAlgorithm it has seen: certificates
+    signed differently, in any order and again, each get their own hash."""
+    import datetime
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    def cert(key, algorithm):
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "h")])
+        now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+        return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+                .sign(key, algorithm).public_bytes(Encoding.DER))
+
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    made = [(cert(ec_key, hashes.SHA256()), "sha256"), (cert(ec_key, hashes.SHA384()), "sha384"),
+            (cert(ec_key, hashes.SHA512()), "sha512"), (cert(ed25519.Ed25519PrivateKey.generate(), None), "sha512")]
+    for _ in range(2):  # the second round is answered from what the first remembered
+        for der, name in made + made[::-1]:
+            value, used = sig.certificate_hash(der)
+            assert used.name == name and value == hashlib.new(name, der).digest()
+    # an unknown algorithm is refused every time, never remembered
+    bad = bytearray(made[0][0])
+    oid = bytes.fromhex("2a8648ce3d040302")  # ecdsa-with-SHA256 in the outer signatureAlgorithm
+    at = bad.rindex(oid)
+    bad[at + len(oid) - 1] = 0x7F
+    for _ in range(2):
+        with pytest.raises(ProtectionError):
+            sig.certificate_hash(bytes(bad))
