@@ -129,12 +129,28 @@ def load_private_key(path: PathLike, password: bytes | None = None, *, password_
             raise KeyLoadError(
                 f"{name!r} contains a certificate, not a private key", hint="pass the key file, not the certificate"
             ) from None
-        raise KeyLoadError(f"{name!r} is not a readable private key ({_short(exc)})") from None
+        raise KeyLoadError(f"{name!r} is not a readable private key ({_short(exc)})",
+                           hint=_check_hint("pkey", name)) from None
+
+
+#: cryptography's PEM errors send the reader to its FAQ; at a terminal that is noise.
+_FAQ_POINTER = re.compile(r"\s*See https?://\S+ for more details\.")
 
 
 def _short(exc: Exception) -> str:
+    """The first line of a library error, without pointers to its FAQ; "Could not
+    deserialize key data. The data may be ... Details: X" becomes "Could not deserialize
+    key data: X"."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    first = _FAQ_POINTER.sub("", text[0] if text else "").strip()
+    details = first.rpartition("Details: ")
+    if details[1] and details[2]:
+        first = f"{first.split('. ', 1)[0].rstrip('.')}: {details[2]}"
+    return first or type(exc).__name__
+
+
+def _check_hint(command: str, name: str) -> str:
+    return f"look at it with: openssl {command} -in '{name}' -noout -text"
 
 
 def load_certificates(path: PathLike) -> list[Any]:
@@ -151,12 +167,14 @@ def load_certificates(path: PathLike) -> list[Any]:
         try:
             certs = x509.load_pem_x509_certificates(data)
         except ValueError as exc:
-            raise KeyLoadError(f"{name!r} contains a malformed certificate ({_short(exc)})") from None
+            raise KeyLoadError(f"{name!r} contains a malformed certificate ({_short(exc)})",
+                               hint=_check_hint("x509", name)) from None
     else:
         try:
             certs = [x509.load_der_x509_certificate(data)]
         except ValueError as exc:
-            raise KeyLoadError(f"{name!r} is neither a PEM nor a DER certificate ({_short(exc)})") from None
+            raise KeyLoadError(f"{name!r} is neither a PEM nor a DER certificate ({_short(exc)})",
+                               hint=_check_hint("x509", name)) from None
     if not certs:
         raise KeyLoadError(f"{name!r} contains no certificate")
     return certs

@@ -157,3 +157,23 @@ def test_pkcs12_made_by_openssl(tmp_path: Path, openssl: str, rsa_key, rsa_cert)
     assert _same(key, rsa_key) and cert == rsa_cert
     with pytest.raises(KeyLoadError, match="wrong password"):
         load_pkcs12(tmp_path / "o.p12", b"nope")
+
+
+def test_unreadable_files_get_short_library_text_and_an_openssl_hint(tmp_path: Path) -> None:
+    from cmpclient.keys import load_certificates
+
+    bad_pem = tmp_path / "bad.pem"
+    bad_pem.write_text("-----BEGIN CERTIFICATE-----\nMIIBxx==\n-----END CERTIFICATE-----\n")
+    with pytest.raises(KeyLoadError, match="malformed certificate") as info:
+        load_certificates(bad_pem)
+    assert "cryptography.io" not in info.value.message and "for more details" not in info.value.message
+    assert info.value.hint == f"look at it with: openssl x509 -in '{bad_pem}' -noout -text"
+    junk = tmp_path / "junk.der"
+    junk.write_bytes(b"\x30\x82\xff\xff\x01")
+    with pytest.raises(KeyLoadError) as info:
+        load_certificates(junk)
+    assert "neither a PEM nor a DER certificate" in info.value.message and "openssl x509" in (info.value.hint or "")
+    with pytest.raises(KeyLoadError) as info:
+        load_private_key(junk)
+    assert "not a readable private key" in info.value.message and "The data may be" not in info.value.message
+    assert info.value.hint == f"look at it with: openssl pkey -in '{junk}' -noout -text"
