@@ -150,7 +150,11 @@ def _short(exc: Exception) -> str:
 
 
 def _check_hint(command: str, name: str) -> str:
-    return f"look at it with: openssl {command} -in '{name}' -noout -text"
+    """A command that shows what is in the file (``-text`` only for certificates: for a key
+    it would print the private key)."""
+    import shlex
+
+    return f"look at it with: openssl {command} -in {shlex.quote(name)} -noout" + (" -text" if command == "x509" else "")
 
 
 def load_certificates(path: PathLike) -> list[Any]:

@@ -306,7 +306,10 @@ def _iterated_hash(name: str) -> Callable[[bytes], "hashlib._Hash"]:
     module (``_sha2`` from 3.12, ``_sha256``/``_sha512`` before) skips OpenSSL's per-call
     EVP set-up: 500 rounds of SHA-256 take ~170 µs instead of ~200 µs here. The same
     function, the same bytes; hashlib's constructor whenever that module is absent."""
-    if name in ("sha224", "sha256", "sha384", "sha512"):
+    import sys
+
+    # (PyPy's _sha256 is pure Python: much slower than hashlib's there.)
+    if name in ("sha224", "sha256", "sha384", "sha512") and sys.implementation.name == "cpython":
         import importlib
 
         for module in ("_sha2", "_sha256" if name in ("sha224", "sha256") else "_sha512"):

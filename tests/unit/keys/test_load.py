@@ -167,7 +167,7 @@ def test_unreadable_files_get_short_library_text_and_an_openssl_hint(tmp_path: P
     with pytest.raises(KeyLoadError, match="malformed certificate") as info:
         load_certificates(bad_pem)
     assert "cryptography.io" not in info.value.message and "for more details" not in info.value.message
-    assert info.value.hint == f"look at it with: openssl x509 -in '{bad_pem}' -noout -text"
+    assert info.value.hint == f"look at it with: openssl x509 -in {bad_pem} -noout -text"
     junk = tmp_path / "junk.der"
     junk.write_bytes(b"\x30\x82\xff\xff\x01")
     with pytest.raises(KeyLoadError) as info:
@@ -176,4 +176,11 @@ def test_unreadable_files_get_short_library_text_and_an_openssl_hint(tmp_path: P
     with pytest.raises(KeyLoadError) as info:
         load_private_key(junk)
     assert "not a readable private key" in info.value.message and "The data may be" not in info.value.message
-    assert info.value.hint == f"look at it with: openssl pkey -in '{junk}' -noout -text"
+    assert info.value.hint == f"look at it with: openssl pkey -in {junk} -noout"  # never -text: it prints the key
+    odd = tmp_path / "it's junk.der"
+    odd.write_bytes(b"\x30\x82\xff\xff\x01")
+    with pytest.raises(KeyLoadError) as info:
+        load_certificates(odd)
+    import shlex
+
+    assert shlex.split(info.value.hint.removeprefix("look at it with: ")) == ["openssl", "x509", "-in", str(odd), "-noout", "-text"]

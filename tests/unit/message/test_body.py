@@ -260,3 +260,42 @@ def test_rp_with_rev_certs_and_crls() -> None:
 def test_assemble_refuses_empty_body() -> None:
     with pytest.raises(UsageError, match="one alternative set"):
         assemble(header(), cmp.PKIBody())
+
+
+def test_cert_status_for_writes_der_for_a_plain_acceptance_and_names_the_hash_when_it_must() -> None:
+    """The client's certConf entry: DER (accepted, no hashAlg) for an ECDSA certificate at
+    pvno 2 and 3; a pyasn1 value with hashAlg for an Ed25519 certificate at pvno 3; a
+    rejection with its statusInfo. Each must read back as the same CertConfEntry."""
+    import datetime
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    from cmpclient.client.operations import cert_status_for
+
+    def cert(key, algorithm):
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "c")])
+        now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+        return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(3).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1)).sign(key, algorithm))
+
+    ec_cert = cert(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+    ed_cert = cert(ed25519.Ed25519PrivateKey.generate(), None)
+    ec_hash = hashlib.sha256(ec_cert.public_bytes(Encoding.DER)).digest()
+    ed_hash = hashlib.sha512(ed_cert.public_bytes(Encoding.DER)).digest()
+    for pvno in (2, 3):
+        entry = cert_status_for(ec_cert, 7, pvno, accept=True, reason=None)
+        assert entry == B.accepted_cert_status_der(7, ec_hash)
+        assert _wire(B.cert_conf_body([entry])).content == (CertConfEntry(7, ec_hash, None, None),)
+    entry = cert_status_for(ed_cert, 1, 3, accept=True, reason=None)
+    assert not isinstance(entry, bytes)
+    (read,) = _wire(B.cert_conf_body([entry])).content
+    assert read.cert_req_id == 1 and read.cert_hash == ed_hash and read.hash_alg == oids.SHA512
+    entry = cert_status_for(ec_cert, 2, 2, accept=False, reason="wrong subject")
+    (read,) = _wire(B.cert_conf_body([entry])).content
+    assert read.status.status == "rejection" and read.status.fail_info == ("incorrectData",)
+    assert read.status.texts == ("wrong subject",)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pyasn1.codec.der import decoder as der_decoder
 from pyasn1_modules import rfc4055
 
@@ -131,13 +132,27 @@ def test_certificate_hash_remembers_the_digest_per_signature_algorithm_only():
                 .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
                 .sign(key, algorithm).public_bytes(Encoding.DER))
 
+    def pss_cert(key, algorithm):
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "p")])
+        now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+        pad = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
+        return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(2).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+                .sign(key, algorithm, rsa_padding=pad).public_bytes(Encoding.DER))
+
     ec_key = ec.generate_private_key(ec.SECP256R1())
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     made = [(cert(ec_key, hashes.SHA256()), "sha256"), (cert(ec_key, hashes.SHA384()), "sha384"),
-            (cert(ec_key, hashes.SHA512()), "sha512"), (cert(ed25519.Ed25519PrivateKey.generate(), None), "sha512")]
-    for _ in range(2):  # the second round is answered from what the first remembered
+            (cert(ec_key, hashes.SHA512()), "sha512"), (cert(ed25519.Ed25519PrivateKey.generate(), None), "sha512"),
+            # one OID (id-RSASSA-PSS), the hash in the parameters: the cache must key on the whole DER
+            (pss_cert(rsa_key, hashes.SHA256()), "sha256"), (pss_cert(rsa_key, hashes.SHA384()), "sha384")]
+    sig._CERT_HASH_DIGESTS.clear()
+    for round_ in range(2):  # the second round is answered from what the first remembered
         for der, name in made + made[::-1]:
             value, used = sig.certificate_hash(der)
             assert used.name == name and value == hashlib.new(name, der).digest()
+        remembered = {alg: d.name for alg, d in sig._CERT_HASH_DIGESTS.items()}
+        assert remembered == {sig._signature_algorithm_der(der): name for der, name in made}
     # an unknown algorithm is refused every time, never remembered
     bad = bytearray(made[0][0])
     oid = bytes.fromhex("2a8648ce3d040302")  # ecdsa-with-SHA256 in the outer signatureAlgorithm
@@ -146,3 +161,36 @@ def test_certificate_hash_remembers_the_digest_per_signature_algorithm_only():
     for _ in range(2):
         with pytest.raises(ProtectionError):
             sig.certificate_hash(bytes(bad))
+    assert sig._signature_algorithm_der(bytes(bad)) not in sig._CERT_HASH_DIGESTS
+
+
+def test_one_popo_signer_serves_many_threads():
+    """popo_signer parses its algorithm once; bench --newkey shares one signer between its
+    workers: every signature made concurrently must verify."""
+    import threading
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from cmpclient.asn1 import codec
+    from pyasn1_modules import rfc5280
+
+    for key in (ec.generate_private_key(ec.SECP256R1()), rsa.generate_private_key(public_exponent=65537, key_size=2048)):
+        signer = sig.popo_signer(key)
+        results: list[tuple[bytes, bytes, bytes]] = []
+        lock = threading.Lock()
+
+        def work(n: int) -> None:
+            for i in range(40):
+                data = f"{n}-{i}".encode()
+                alg_der, signature = signer(data)
+                with lock:
+                    results.append((data, alg_der, signature))
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(results) == 8 * 40
+        for data, alg_der, signature in results:
+            sig.verify(key.public_key(), codec.decode(alg_der, rfc5280.AlgorithmIdentifier()), data, signature)
