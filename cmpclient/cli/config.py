@@ -99,12 +99,12 @@ def profile_values(table: dict[str, Any], command: str | None) -> dict[str, Any]
     return values
 
 
-def profile_warnings(ctx: click.Context, command: str, table: dict[str, Any], ignored: Sequence[str]) -> list[str]:
+def profile_warnings(command: str, known: set[str], table: dict[str, Any], ignored: Sequence[str]) -> list[str]:
     """Warnings for what in a profile no command that reads profiles uses: a key of the
     command's own sub-table that ``command`` lacks, a shared key that none of them has (a
     typo, or an option of ``serve``/``proxy``/``testca``, which take no profile), a
     sub-table named after no such command. A shared key another command uses
-    (``reqnewkeyspec`` while revoking) is fine."""
+    (``reqnewkeyspec`` while revoking) is fine. ``known``: the command's parameter names."""
     import difflib
 
     from cmpclient.cli.option_names import OPTION_NAMES, PROFILE_COMMANDS
@@ -117,10 +117,9 @@ def profile_warnings(ctx: click.Context, command: str, table: dict[str, Any], ig
             warnings.append(f"warning: config: the [{name}] table names no cmpclient command that reads profiles "
                             f"(ignored){hint}")
     own = {_norm(k) for k in table[command]} if isinstance(table.get(command), dict) else set()
-    this = {p.name for p in ctx.command.params if p.name}
     for key in ignored:
         if key in own:
-            what, candidates = f"in the [{command}] table is not an option of 'cmpclient {command}'", this
+            what, candidates = f"in the [{command}] table is not an option of 'cmpclient {command}'", known
         elif key not in OPTION_NAMES:
             what, candidates = "is not an option of any cmpclient command that reads profiles", OPTION_NAMES
         else:
@@ -177,7 +176,7 @@ class ProfileCommand(click.Command):
                 from cmpclient.cli.render import get_output
 
                 if not (ctx.params.get("quiet") or get_output(ctx).quiet):
-                    for line in profile_warnings(ctx, self.name, table, ignored):
+                    for line in profile_warnings(self.name, known, table, ignored):
                         click.echo(line, err=True)
             return rest
         return super().parse_args(ctx, args)

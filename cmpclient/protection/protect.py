@@ -226,7 +226,6 @@ class _Context:
     load_message: Callable[[], cmp.PKIMessage]
     protected: bytes
     value: bytes
-    alg_der: bytes
     secret: bytes | None
     trusted: Sequence[x509.Certificate] | None
     pinned: x509.Certificate | None
@@ -237,7 +236,11 @@ class _Context:
     kem_secret: bytes | None = None
 
     _message: cmp.PKIMessage | None = None
+    # protectionAlg as the reader that got it has it (DER from the fast reader, a pyasn1
+    # value from the full decoder; one of the two is always given); the other form is made
+    # only if a verifier needs it.
     _alg: rfc5280.AlgorithmIdentifier | None = None
+    _alg_der: bytes | None = None
 
     @property
     def message(self) -> cmp.PKIMessage:
@@ -251,6 +254,12 @@ class _Context:
         if self._alg is None:
             self._alg = codec.decode(self.alg_der, rfc5280.AlgorithmIdentifier(), what="protectionAlg", strict=False)
         return self._alg
+
+    @property
+    def alg_der(self) -> bytes:
+        if self._alg_der is None:
+            self._alg_der = codec.encode(self.alg)
+        return self._alg_der
 
 
 def _need_secret(ctx: _Context, name: str) -> bytes:
@@ -402,14 +411,23 @@ def verify_protection(
     """
     from cmpclient.message.parse import ParsedMessage
 
+    def check(load_message: Callable[[], cmp.PKIMessage], alg_oid: str, value: bytes, *,
+              alg: rfc5280.AlgorithmIdentifier | None = None, alg_der: bytes | None = None) -> VerifiedProtection:
+        ctx = _Context(
+            load_message=load_message, protected=codec.protected_part(bytes(message_der)), value=value,
+            secret=secret, trusted=trusted, pinned=pinned, untrusted=list(untrusted),
+            max_pbm_iterations=max_pbm_iterations, require_key_usage=require_key_usage, at_time=at_time,
+            kem_secret=kem_secret, _alg=alg, _alg_der=alg_der,
+        )
+        return _MAC_VERIFIERS.get(alg_oid, _verify_signature)(ctx)
+
     if isinstance(message, ParsedMessage):
         parsed = message
         if parsed.protection_alg_der is not None and parsed.protection_value is not None:
             # Read by the fast reader: protectionAlg and the value are at hand; the pyasn1
             # value is decoded only if a signature check needs it.
-            return _verify(message_der, lambda: parsed.message, parsed.header.protection_alg or "",
-                           parsed.protection_alg_der, parsed.protection_value, secret, trusted, pinned, untrusted, max_pbm_iterations, require_key_usage, at_time,
-                           kem_secret)
+            return check(lambda: parsed.message, parsed.header.protection_alg or "", parsed.protection_value,
+                         alg_der=parsed.protection_alg_der)
         message = parsed.message
     if message is None:
         message = codec.decode(message_der, cmp.PKIMessage(), what="PKIMessage")
@@ -427,41 +445,7 @@ def verify_protection(
     alg = rfc5280.AlgorithmIdentifier()
     _copy_alg(header["protectionAlg"], alg)
     decoded = message
-    return _verify(message_der, lambda: decoded, str(alg["algorithm"]), codec.encode(alg), bits.asOctets(), secret,
-                   trusted, pinned, untrusted, max_pbm_iterations, require_key_usage, at_time, kem_secret)
-
-
-def _verify(
-    message_der: bytes,
-    load_message: Callable[[], cmp.PKIMessage],
-    alg_oid: str,
-    alg_der: bytes,
-    value: bytes,
-    secret: bytes | None,
-    trusted: Sequence[x509.Certificate] | None,
-    pinned: x509.Certificate | None,
-    untrusted: Sequence[x509.Certificate],
-    max_pbm_iterations: int,
-    require_key_usage: bool,
-    at_time: datetime.datetime | None,
-    kem_secret: bytes | None,
-) -> VerifiedProtection:
-    ctx = _Context(
-        load_message=load_message,
-        protected=codec.protected_part(bytes(message_der)),
-        value=value,
-        alg_der=alg_der,
-        secret=secret,
-        trusted=trusted,
-        pinned=pinned,
-        untrusted=list(untrusted),
-        max_pbm_iterations=max_pbm_iterations,
-        require_key_usage=require_key_usage,
-        at_time=at_time,
-        kem_secret=kem_secret,
-    )
-    verifier = _MAC_VERIFIERS.get(alg_oid, _verify_signature)
-    return verifier(ctx)
+    return check(lambda: decoded, str(alg["algorithm"]), bits.asOctets(), alg=alg)
 
 
 __all__ = [

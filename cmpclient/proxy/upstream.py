@@ -30,7 +30,7 @@ _MAX_FREE = 16  # transports kept per upstream URL for the next transactions
 #: Seconds an open transaction keeps its upstream connection waiting for the client (certConf, pollReq).
 DEFAULT_HOLD = 10.0
 #: The most of a pollRep's checkAfter added to the hold (a day): beyond it the CA's word is not taken.
-_MAX_POLL_WAIT = 86_400.0
+_MAX_POLL_WAIT = 86_400
 
 
 class Upstream:
@@ -173,8 +173,8 @@ class Upstream:
             raise
         rsp = peek(answer)
         if tid and transaction_continues(rsp.body_type, rsp.implicit_confirm, rsp.rejected):
-            # clamped as an int first: a checkAfter of 400 digits is no float
-            self._keep(url, tid, transport, float(min(max(rsp.check_after or 0, 0), int(_MAX_POLL_WAIT))))
+            # clamped while still an int: a checkAfter of 400 digits is no float
+            self._keep(url, tid, transport, float(min(max(rsp.check_after or 0, 0), _MAX_POLL_WAIT)))
         else:
             self._finish(url, transport)
         return answer

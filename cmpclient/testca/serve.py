@@ -102,9 +102,10 @@ class _QuietHandler(WSGIRequestHandler):
     def parse_request(self) -> bool:
         """http.server answers ``Expect: 100-continue`` only for an HTTP/1.1 handler; this
         one speaks HTTP/1.0, so a client that waits for "100 Continue" (curl before 7.69 for
-        bodies over 1 kB, or when told to) would wait its full timeout (curl: 1 s). The interim answer is sent when the
-        application starts reading the body, so a request refused from its headers (404,
-        405, 400) gets only its final answer (RFC 9110 section 10.1.1)."""
+        bodies over 1 kB, or when told to) would wait its full timeout (curl: 1 s). The
+        interim answer is sent when the application starts reading the body, so a request
+        refused from its headers (404, 405, 400) gets only its final answer (RFC 9110
+        section 10.1.1)."""
         if not super().parse_request():
             return False
         if self.request_version >= "HTTP/1.1" and self.headers.get("Expect", "").strip().lower() == "100-continue":
