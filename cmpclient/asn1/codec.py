@@ -8,6 +8,7 @@ body out of a received message, so protection is checked over what the peer sent
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from pyasn1.codec.ber import encoder as _ber_encoder
@@ -86,7 +87,7 @@ def decode(data: bytes, spec: T, *, what: str | None = None, strict: bool = True
                 f"{name}: not DER (indefinite length encoding)",
                 hint="the sender used a non-canonical (BER) encoding",
             ) from exc
-        raise DecodeError(f"not a valid {name}: {_short(exc)}", field=_field_hint(exc)) from exc
+        raise DecodeError(f"not a valid {name}: {_short(exc)}") from exc
     if rest:
         raise DecodeError(f"{name}: {len(rest)} trailing byte(s) after the DER value")
     if strict:
@@ -104,18 +105,68 @@ def decode(data: bytes, spec: T, *, what: str | None = None, strict: bool = True
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+    """pyasn1's error as one short line a user can act on.
+
+    pyasn1 puts the repr of whole schema objects into its messages (hundreds of characters
+    of ``<TagSet object, tags 0:0:2> not in asn1Spec: <PKIHeader schema object, ...``),
+    and some errors have no text but their class name.  The common ones are rewritten
+    ("found INTEGER where PKIHeader was expected", "truncated: ..."); anything else keeps
+    pyasn1's words up to the first schema repr.  These texts reach the CA's statusString
+    and the CLI's error lines.
+    """
+    text = str(exc).strip() or type(exc).__name__
+    if text in ("EndOfStreamError", "SubstrateUnderrunError", "Short substrate on input"):
+        return "truncated: the data ends inside a value"
+    if re.fullmatch(r"Read \d+ bytes instead of expected \d+\.?", text):
+        return "inconsistent lengths: a component runs past the end of the value that contains it"
+    if text == "PyAsn1UnicodeDecodeError" or isinstance(exc, UnicodeError):
+        return "a character string is not valid in its declared encoding"
+    found = _MISPLACED.match(text)
+    if found:
+        # outermost first, as ASN.1 writes an explicitly tagged type: "[0] INTEGER"
+        tags = [_tag_text(t) for t in reversed(found.group(1).split("-"))]
+        tag = " ".join(tags[:3]) + (" ..." if len(tags) > 3 else "")
+        expected = found.group(2)
+        names = list(dict.fromkeys(_EXPECTED.findall(expected) if expected.startswith("<TagMap") else
+                                   _SCHEMA.findall(expected)[:1]))
+        if len(names) == 1:
+            return f"found {tag} where {names[0]} was expected"
+        if names:
+            return f"found {tag} where one of {', '.join(names[:4])}{', ...' if len(names) > 4 else ''} was expected"
+        return f"found {tag} where the schema does not allow it"
+    excessive = re.match(r"Excessive components decoded at <(\w+) schema object", text)
+    if excessive:
+        return f"{excessive.group(1)} has more components than its schema allows"
+    missing = re.match(r"ASN\.1 object (\w+) has uninitialized components", text)
+    if missing:
+        return f"{missing.group(1)} lacks a required component"
+    text = re.sub(r"<(\w+) (?:schema )?object\b.*", r"\1", text.splitlines()[0]).strip()
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _field_hint(exc: BaseException) -> str | None:
-    # pyasn1 names the component type it failed on in most messages; surface the first
-    # class name it mentions so the user sees *where* it broke.
-    text = str(exc)
-    for marker in ("asn1Spec", "componentType", "NamedType"):
-        if marker in text:
-            return None
-    return None
+#: pyasn1: "<TagSet object, tags 0:0:2> not in asn1Spec: <PKIHeader schema object, ..." (the
+#: tags of what was found, base tag first and the outermost last; then the expected schema,
+#: or for a CHOICE or optional fields a TagMap of them).
+_MISPLACED = re.compile(r"<TagSet object, tags ([\d:-]+)> not in asn1Spec: (.*)", re.S)
+_SCHEMA = re.compile(r"<(\w+) schema object")
+_EXPECTED = re.compile(r">: <(\w+) schema object")
+_UNIVERSAL_TAGS = {
+    1: "BOOLEAN", 2: "INTEGER", 3: "BIT STRING", 4: "OCTET STRING", 5: "NULL", 6: "OBJECT IDENTIFIER",
+    10: "ENUMERATED", 12: "UTF8String", 16: "SEQUENCE", 17: "SET", 18: "NumericString", 19: "PrintableString",
+    20: "TeletexString", 22: "IA5String", 23: "UTCTime", 24: "GeneralizedTime", 26: "VisibleString",
+    28: "UniversalString", 30: "BMPString",
+}
+
+
+def _tag_text(tag: str) -> str:
+    """``class:format:number`` (pyasn1's numbers) as ASN.1 notation: INTEGER, [0], [APPLICATION 3]."""
+    try:
+        cls, _fmt, number = (int(part) for part in tag.split(":"))
+    except ValueError:
+        return "an unexpected tag"
+    if cls == 0:
+        return _UNIVERSAL_TAGS.get(number, f"universal tag {number}")
+    return f"[{ {64: 'APPLICATION ', 192: 'PRIVATE '}.get(cls, '')}{number}]"
 
 
 # --- Raw TLV helpers ---------------------------------------------------------------------

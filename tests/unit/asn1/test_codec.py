@@ -115,6 +115,35 @@ def test_wrong_structure_refused() -> None:
         codec.decode(b"\x02\x01\x05", cmp.PKIMessage())
 
 
+# pyasn1 writes whole schema reprs into its messages; these reach the CA's statusString.
+@pytest.mark.parametrize("der, expected", [
+    (b"hello", "not a valid PKIMessage: truncated: the data ends inside a value"),
+    (bytes.fromhex("3003020105"), "not a valid PKIMessage: found INTEGER where PKIHeader was expected"),
+    (bytes.fromhex("0c03616263"), "not a valid PKIMessage: found UTF8String where PKIMessage was expected"),
+    (bytes.fromhex("a0020500"), "not a valid PKIMessage: found [0] NULL where PKIMessage was expected"),
+    (bytes.fromhex("6103020105"), "not a valid PKIMessage: found [APPLICATION 1] INTEGER where PKIMessage was expected"),
+    (bytes.fromhex("a106a104a1020500"), "not a valid PKIMessage: found [1] [1] [1] ... where PKIMessage was expected"),
+    (bytes.fromhex("30053003020102"), "not a valid PKIMessage: PKIHeader lacks a required component"),
+    # a CHOICE (the header's sender, a GeneralName) lists its alternatives' types, once each
+    (bytes.fromhex("300a3008020102a403040100"), "not a valid PKIMessage: found OCTET STRING where RDNSequence was expected"),
+])
+def test_pyasn1_errors_become_short_sentences(der: bytes, expected: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        codec.decode(der, cmp.PKIMessage())
+    assert str(info.value) == expected
+
+
+def test_misplaced_component_in_a_body_names_the_choice() -> None:
+    # An ir body ([0]) holding an INTEGER instead of CertReqMessages; then an unknown body tag.
+    header = codec.encode(codec.decode(SMALL, cmp.PKIMessage())["header"])
+    # pyasn1 reads an unknown constructed tag as an explicit one around what follows
+    for body, expected in ((bytes.fromhex("a003020105"), "found [0] INTEGER where PKIBody was expected"),
+                           (bytes.fromhex("bf3f020500"), "found [63] NULL where PKIBody was expected")):
+        with pytest.raises(DecodeError) as info:
+            codec.decode(codec.der_header(0x30, len(header) + len(body)) + header + body, cmp.PKIMessage())
+        assert str(info.value) == f"not a valid PKIMessage: {expected}"
+
+
 def test_encode_incomplete_value_is_decode_error() -> None:
     with pytest.raises(DecodeError, match="cannot DER-encode PKIStatusInfo"):
         codec.encode(cmp.PKIStatusInfo())
@@ -361,3 +390,13 @@ def test_integer_encoding_is_minimal_and_decodes_strictly(value: int, der: str) 
 def test_integer_with_a_redundant_octet_is_not_der(der: str) -> None:
     with pytest.raises(DecodeError, match="not DER"):
         codec.decode(bytes.fromhex(der), univ.Integer())
+
+
+@FUZZ
+@given(st.binary(min_size=1, max_size=200))
+def test_decode_errors_carry_no_schema_reprs(data: bytes) -> None:
+    try:
+        codec.decode(codec.der_header(0x30, len(data)) + data, cmp.PKIMessage())
+    except DecodeError as exc:
+        text = str(exc)
+        assert "object" not in text and "<" not in text and len(text) <= 250, text

@@ -214,6 +214,13 @@ def test_non_der_body_text(testca) -> None:
     assert "not a valid CMP message" in rsp.content.status.texts[0]
 
 
+def test_misshapen_message_text_says_what_was_found(testca) -> None:
+    # a SEQUENCE holding an INTEGER where the PKIHeader belongs: no pyasn1 schema reprs
+    _, out = testca.handle("ra", bytes.fromhex("3003020105"))
+    (text,) = parse_message(out).content.status.texts
+    assert text == "not a valid CMP message: not a valid PKIMessage: found INTEGER where PKIHeader was expected"
+
+
 def test_internal_failure_is_system_failure(testca, monkeypatch, caplog) -> None:
     def boom(self, req):
         raise RuntimeError("secret internal detail")
