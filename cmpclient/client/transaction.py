@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 from cryptography import x509
 
 from cmpclient.asn1 import cmp, oids
-from cmpclient.errors import CMPErrorMessage, ProtectionError, ProtocolError
+from cmpclient.errors import CMPClientError, CMPErrorMessage, ProtectionError, ProtocolError
 from cmpclient.message.header import HeaderBuilder
 from cmpclient.message.parse import ErrorContent, ParsedMessage, parse_message
 from cmpclient.message.peek import transaction_continues
@@ -177,6 +177,9 @@ class Transaction:
         goes_on = False
         try:
             raw = cfg.transport.send(der)
+            saved = getattr(cfg.transport, "replaced_request", None)
+            if saved is not None:  # --reqin: the answer is to that request, not to ``der``
+                sender_nonce = self._adopt_saved_request(saved)
             if cfg.on_message:
                 cfg.on_message("response", raw)
             response = parse_message(raw)
@@ -190,6 +193,24 @@ class Transaction:
             if not goes_on:  # also after any failure, an HTTP error included
                 end_transaction(cfg.transport)
         return response
+
+    def _adopt_saved_request(self, saved: bytes) -> bytes | None:
+        """A saved request went out instead of the built one (openssl's -reqin): check the
+        answer against its transactionID and senderNonce, and carry its transactionID on
+        (a certConf built next belongs to that transaction).  Returns its senderNonce."""
+        try:
+            header = parse_message(saved).header
+        except CMPClientError as exc:
+            raise ProtocolError(f"the saved request (reqin) is not a usable PKIMessage: {exc}",
+                                hint="give a file written by --reqout or openssl cmp -reqout") from exc
+        if header.transaction_id is None:
+            raise ProtocolError("the saved request (reqin) has no transactionID",
+                                hint="give a file written by --reqout or openssl cmp -reqout")
+        if header.transaction_id != self.transaction_id:
+            log.info("the saved request carries transactionID %s; the transaction goes on with it",
+                     _hex(header.transaction_id))
+            self.transaction_id = header.transaction_id
+        return header.sender_nonce
 
     # --- checking ---------------------------------------------------------------------------
     def check_response(self, rsp: ParsedMessage, sender_nonce: bytes | None, expect: Sequence[str]) -> None:

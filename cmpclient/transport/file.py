@@ -14,7 +14,11 @@ When a list runs out we do what openssl's ``apps/cmp.c`` does:
 * reading responses (``rspin``): openssl falls back to the server when one is given
   ("too few -rspin filename arguments; resorting to contacting server"), else it fails.
   :class:`ReplayTransport` does the same with its optional ``inner`` transport.
-* reading requests (``reqin``): an error, as in openssl.
+* reading requests (``reqin``): the built requests are sent once the list is used up
+  (openssl 3.0's documented behaviour: "the remaining ones are taken from ... the sequence
+  of requests produced internally").  The request a saved one replaced is reported in
+  :attr:`ReplayTransport.replaced_request`, so the client checks the answer against the
+  request that really went out.
 """
 
 from __future__ import annotations
@@ -126,6 +130,11 @@ class CaptureTransport:
             self.written.append(path)
         return response
 
+    @property
+    def replaced_request(self) -> bytes | None:
+        """What the inner transport sent instead of the last request (``reqin``), if anything."""
+        return getattr(self.inner, "replaced_request", None)
+
     def end_transaction(self) -> None:
         end_transaction(self.inner)
 
@@ -145,12 +154,17 @@ class ReplayTransport:
 
     :param rspin: file names of the responses to return, one per :meth:`send`.
     :param reqin: optional file names whose contents REPLACE the requests given to
-        :meth:`send` (openssl's ``-reqin``); useful with ``inner`` to resend saved requests.
+        :meth:`send` (openssl's ``-reqin``), in order; once they are used up the given
+        requests are sent.  Useful with ``inner`` to resend saved requests.
     :param inner: a transport to fall back to once ``rspin`` is exhausted (openssl:
         "resorting to contacting server"); without it, exhaustion is a TransportError.
 
-    The requests actually handled are kept in :attr:`requests`, in order.
+    The requests actually handled are kept in :attr:`requests`, in order;
+    :attr:`replaced_request` is the saved request the last :meth:`send` used instead of
+    the one it was given (None when it used the given one).
     """
+
+    replaced_request: bytes | None = None
 
     def __init__(
         self,
@@ -169,10 +183,13 @@ class ReplayTransport:
 
     def send(self, request: bytes) -> bytes:
         """Return the next saved response (or the inner transport's answer)."""
-        if self._has_reqin:
-            if not self._reqin:
-                raise TransportError("not enough file names provided for reading the request (reqin)")
-            request = _read(self._reqin.pop(0), "request")
+        self.replaced_request = None
+        if self._reqin:
+            path = self._reqin.pop(0)
+            request = self.replaced_request = _read(path, "request")
+            log.info("sending the saved request %s instead of the built one", path)
+        elif self._has_reqin:
+            log.info("no reqin file left; sending the built request")
         self.requests.append(request)
         if self._rspin:
             return _read(self._rspin.pop(0), "response")

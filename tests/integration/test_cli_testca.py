@@ -145,3 +145,49 @@ def test_an_output_that_fails_after_issuance_rejects_the_certificate(testca_serv
     listed = CliRunner().invoke(testca_cmd.testca, ["cert", "list", "--json", "--data-dir", str(testca_server.data_dir)])
     (row,) = [x for x in json.loads(listed.output) if name in x["subject"]]
     assert row["status"] == "revoked", row  # the CA got a rejecting certConf, not a confirmation
+
+
+def test_reqin_resends_a_saved_request_and_the_answer_is_checked_against_it(testca_server, tmp_path):
+    """--reqin sends a saved ir instead of the built one (openssl's -reqin): the ip answers
+    the saved request's transactionID and senderNonce, so those are what the client checks,
+    and the certConf it builds next carries on that transaction."""
+    from cryptography.hazmat.primitives import serialization
+
+    from cmpclient.message.parse import parse_message
+
+    url = testca_server.url("ra")
+    common = ["--url", url, "--authparam", "env:CA_SECRET", "--keyid", "reqin", "--dn", "CN=reqin,UID=reqin"]
+    first = _cli("crmf", *common, "--reqnewkeyspec", "secp256r1", "--keyout", str(tmp_path / "k.pem"),
+                 "--certout", str(tmp_path / "first.pem"), "--reqout", f"{tmp_path / 'ir.der'},{tmp_path / 'cc.der'}")
+    assert first.exit_code == 0, first.output
+    again = _cli("crmf", *common, "--newkey", str(tmp_path / "k.pem"), "--reqin", str(tmp_path / "ir.der"),
+                 "--certout", str(tmp_path / "again.pem"),
+                 "--reqout", f"{tmp_path / 'built-ir.der'},{tmp_path / 'cc2.der'}", "--rspout", str(tmp_path / "ip2.der"))
+    assert again.exit_code == 0, again.output
+    saved = parse_message((tmp_path / "ir.der").read_bytes()).header
+    ip = parse_message((tmp_path / "ip2.der").read_bytes()).header
+    cert_conf = parse_message((tmp_path / "cc2.der").read_bytes()).header
+    assert ip.transaction_id == saved.transaction_id and ip.recip_nonce == saved.sender_nonce
+    assert cert_conf.transaction_id == saved.transaction_id and cert_conf.recip_nonce == ip.sender_nonce
+    # the built ir (captured by --reqout) had a fresh transactionID: it is not what went out
+    assert parse_message((tmp_path / "built-ir.der").read_bytes()).header.transaction_id != saved.transaction_id
+    key = serialization.load_pem_private_key((tmp_path / "k.pem").read_bytes(), None)
+    cert = x509.load_pem_x509_certificate((tmp_path / "again.pem").read_bytes())
+    assert cert.public_key() == key.public_key()
+
+
+def test_reqin_and_rspin_replay_a_captured_transaction_offline(testca_server, tmp_path):
+    url = testca_server.url("ra")
+    common = ["--authparam", "env:CA_SECRET", "--keyid", "replay", "--dn", "CN=replay,UID=replay"]
+    reqs, rsps = f"{tmp_path / 'ir.der'},{tmp_path / 'cc.der'}", f"{tmp_path / 'ip.der'},{tmp_path / 'pc.der'}"
+    live = _cli("crmf", "--url", url, *common, "--reqnewkeyspec", "secp256r1", "--keyout", str(tmp_path / "k.pem"),
+                "--certout", str(tmp_path / "live.pem"), "--reqout", reqs, "--rspout", rsps)
+    assert live.exit_code == 0, live.output
+    offline = _cli("crmf", *common, "--newkey", str(tmp_path / "k.pem"), "--reqin", reqs, "--rspin", rsps,
+                   "--certout", str(tmp_path / "offline.pem"))
+    assert offline.exit_code == 0, offline.output
+    assert (tmp_path / "offline.pem").read_bytes() == (tmp_path / "live.pem").read_bytes()
+    # a saved answer to another request is still refused
+    alone = _cli("crmf", *common, "--newkey", str(tmp_path / "k.pem"), "--rspin", rsps,
+                 "--certout", str(tmp_path / "alone.pem"))
+    assert alone.exit_code == 5 and "transactionID does not match" in alone.output

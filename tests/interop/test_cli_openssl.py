@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from cmpclient.cli.main import cli
 from cmpclient.errors import ExitCode
-from openssl_peer import PBM_REF, PBM_SECRET, PBM_SECRET_ENV, free_port
+from openssl_peer import PBM_REF, PBM_SECRET, PBM_SECRET_ENV, free_port, run_openssl_client
 
 pytestmark = pytest.mark.interop
 
@@ -344,3 +344,23 @@ def test_config_profile_precedence(mock_server_pbm, pki, tmp_path):
     r = run_proc(["--config", cfg, "--profile", "mock", "crmf", "--json"], env=env)
     assert r.returncode == 0, explain(r, mock_server_pbm)
     assert json.loads(r.stdout)["ok"] is True
+
+
+def test_reqin_resends_an_ir_made_by_openssl(mock_server_pbm, pki, tmp_path):
+    """openssl writes an ir (-reqout); our client sends it instead of its own (--reqin) to
+    openssl's mock, checks the ip against that ir's transactionID and senderNonce, and
+    confirms on the same transaction."""
+    ir = tmp_path / "openssl-ir.der"
+    made = run_openssl_client(server=mock_server_pbm, cmd="ir", ref=PBM_REF, secret=f"env:{PBM_SECRET_ENV}",
+                              newkey=pki.rsp_key("ec"), subject="/CN=x", certout=tmp_path / "o.pem", reqout=ir,
+                              env={PBM_SECRET_ENV: PBM_SECRET})
+    assert made.ok, made.describe()
+    out = tmp_path / "ours.pem"
+    r = run_proc(["crmf", *pbm(mock_server_pbm), "--dn", "CN=x", "--newkey", pki.rsp_key("ec"), "--reqin", ir,
+                  "--certout", out, "--rspout", tmp_path / "ip.der"])
+    assert r.returncode == 0, explain(r, mock_server_pbm)
+    from cmpclient.message.parse import parse_message
+
+    sent, ip = parse_message(ir.read_bytes()).header, parse_message((tmp_path / "ip.der").read_bytes()).header
+    assert ip.transaction_id == sent.transaction_id and ip.recip_nonce == sent.sender_nonce
+    assert out.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
