@@ -103,14 +103,28 @@ def mac_params(alg: rfc5280.AlgorithmIdentifier) -> Any:
     return params
 
 
+def request_mac_params(req: "Request") -> Any:
+    """:func:`mac_params` of a MAC-protected request's protectionAlg.  A PasswordBasedMac
+    the fast reader read is parsed from its DER (the same parser, the same bytes)."""
+    der = req.parsed.protection_alg_der
+    if req.fast is not None and der is not None and req.protection_oid() == oids.PASSWORD_BASED_MAC:
+        try:
+            params = PBMParams.from_algorithm_identifier_der(der)
+        except (ProtectionError, DecodeError) as exc:
+            raise Refusal("badRequest", f"HMAC: cannot use the protection parameters: {exc.message}") from exc
+        if params.iterations > MAX_ITERATIONS:
+            raise Refusal("badRequest", f"HMAC: iteration count {params.iterations} exceeds the limit {MAX_ITERATIONS}")
+        return params
+    return mac_params(req.protection_alg())
+
+
 def verify_mac(req: "Request", secret: bytes) -> Any:
     """Verify MAC protection with ``secret``; return the parameters (NotApplicable on failure)."""
-    alg = protection_alg(req.msg)
-    if alg is None or str(alg["algorithm"]) not in MAC_ALGS:
+    if req.protection_oid() not in MAC_ALGS:
         raise NotApplicable("the message is not MAC-protected")
-    params = mac_params(alg)
+    params = request_mac_params(req)
     try:
-        verify_protection(req.der, req.msg, secret=secret, max_pbm_iterations=MAX_ITERATIONS)
+        verify_protection(req.der, req.parsed, secret=secret, max_pbm_iterations=MAX_ITERATIONS)
     except ProtectionError as exc:
         raise NotApplicable(f"MAC verification failed ({exc.message})") from exc
     return params
@@ -127,7 +141,7 @@ def _is_ca_cert(cert: x509.Certificate) -> bool:
 
 def verify_signature_by(req: "Request", cert: x509.Certificate) -> None:
     """The message's signature protection verifies with ``cert`` (NotApplicable otherwise)."""
-    alg = protection_alg(req.msg)
+    alg = req.protection_alg()
     if alg is None or str(alg["algorithm"]) in MAC_ALGS:
         raise NotApplicable("the message is not signature-protected")
     try:
@@ -153,14 +167,14 @@ def extra_certs(req: "Request") -> list[x509.Certificate]:
 
 def hmac_module(ca: Any, req: "Request") -> AuthResult:
     alias = req.alias
-    alg = protection_alg(req.msg)
-    if alg is None:
+    oid = req.protection_oid()
+    if oid is None:
         raise NotApplicable("the message is not protected")
-    if str(alg["algorithm"]) not in MAC_ALGS:
+    if oid not in MAC_ALGS:
         raise NotApplicable("the message is not MAC-protected")
     if alias.hmac_bodies and req.body_type not in alias.hmac_bodies:
         raise NotApplicable(f"MAC protection is not accepted for {req.body_type} on this alias")
-    mac_params(alg)  # the iteration bound applies before any secret is looked at
+    request_mac_params(req)  # the iteration bound applies before any secret is looked at
     if alias.mode == "ra":
         text = alias.hmac_secret
         if text is None:
@@ -180,8 +194,8 @@ def hmac_module(ca: Any, req: "Request") -> AuthResult:
 
 def end_entity_certificate_module(ca: Any, req: "Request") -> AuthResult:
     alias = req.alias
-    alg = protection_alg(req.msg)
-    if alg is None or str(alg["algorithm"]) in MAC_ALGS:
+    oid = req.protection_oid()
+    if oid is None or oid in MAC_ALGS:
         raise NotApplicable("the message is not signature-protected")
     certs = extra_certs(req)
     signer = next((c for c in certs if not _is_ca_cert(c)), None)

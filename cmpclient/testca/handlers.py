@@ -40,6 +40,7 @@ from cmpclient.testca import kem as K
 from cmpclient.testca.auth import AuthResult, NotApplicable, Refusal
 from cmpclient.testca.ca import CertificateAuthority, IssuanceError, fingerprint, name_key
 from cmpclient.testca.config import KEYID, AliasConfig, CAConfig, CertProfile, Config, EEProfile
+from cmpclient.testca.fastreq import FastCertReqMsg, FastRequest, read_request
 from cmpclient.testca.store import EndEntity, Store
 
 log = logging.getLogger("cmpclient.testca")
@@ -82,8 +83,9 @@ class CertReqItem:
     not_after: _dt.datetime | None = None
     extensions: list[tuple[str, bool, bytes]] = field(default_factory=list)
     controls: dict[str, bytes] = field(default_factory=dict)
-    msg: Any = None  #: crmf.CertReqMsg (None for p10cr)
+    msg: Any = None  #: crmf.CertReqMsg (None for p10cr and for a request the fast reader read)
     csr: x509.CertificateSigningRequest | None = None
+    fast: FastCertReqMsg | None = None  #: the CertReqMsg as the fast reader read it (then ``msg`` is None)
 
     @property
     def wants_server_key(self) -> bool:
@@ -97,7 +99,6 @@ class Request:
     engine: "Engine"
     alias: AliasConfig
     der: bytes
-    msg: cmp.PKIMessage
     parsed: ParsedMessage
     depth: int = 0
     vouched: bool = False  #: inside a nested message whose outer signature a trusted RA made
@@ -107,6 +108,39 @@ class Request:
     ca: CertificateAuthority | None = None
     auth: AuthResult | None = None
     kem: Any = None  #: KEM-based MAC context of the transaction (testca.kem.KemContext)
+    fast: FastRequest | None = None  #: what the fast reader read (None: the full decoder read the request)
+    _protection_alg: Any = field(default=None, repr=False)
+
+    @property
+    def msg(self) -> cmp.PKIMessage:
+        """The pyasn1 PKIMessage; decoded (leniently) on first use when the fast reader read the request."""
+        return self.parsed.message
+
+    def sender_der(self) -> bytes:
+        """header.sender's DER (the answer's recipient, copied as it was sent)."""
+        if self.fast is not None:
+            return self.fast.sender_der
+        return codec.encode(self.msg["header"]["sender"])
+
+    def protection_oid(self) -> str | None:
+        """protectionAlg's OID of a protected request (None when unprotected)."""
+        if self.fast is not None:
+            return self.parsed.header.protection_alg if self.parsed.protected else None
+        alg = self.protection_alg()
+        return str(alg["algorithm"]) if alg is not None else None
+
+    def protection_alg(self) -> Any:
+        """protectionAlg as a pyasn1 AlgorithmIdentifier (None when unprotected), as
+        :func:`cmpclient.testca.auth.protection_alg` gives it."""
+        if self._protection_alg is None:
+            if self.fast is not None:
+                der = self.parsed.protection_alg_der
+                self._protection_alg = (
+                    codec.decode(der, rfc5280.AlgorithmIdentifier(), what="protectionAlg", strict=False) if der is not None else False
+                )
+            else:
+                self._protection_alg = A.protection_alg(self.msg) or False
+        return self._protection_alg or None
 
     @property
     def body_type(self) -> str:
@@ -170,13 +204,17 @@ class Engine:
             return self.error_message(alias, None, "systemFailure", "internal error in the test CA (see the server log)")
 
     def _handle(self, alias: AliasConfig, der: bytes, *, depth: int, vouched: bool) -> bytes:
-        try:
-            msg = decode_message(der, strict=False)
-            parsed = parse_decoded(der, msg)
-        except (DecodeError, CMPClientError, ValueError) as exc:
-            text = exc.message if isinstance(exc, CMPClientError) else str(exc)
-            return self.error_message(alias, None, "badRequest", f"not a valid CMP message: {text}")
-        req = Request(self, alias, bytes(der), msg, parsed, depth=depth, vouched=vouched)
+        fast = read_request(der)
+        if fast is not None:
+            parsed = fast.parsed
+        else:
+            try:
+                msg = decode_message(der, strict=False)
+                parsed = parse_decoded(der, msg)
+            except (DecodeError, CMPClientError, ValueError) as exc:
+                text = exc.message if isinstance(exc, CMPClientError) else str(exc)
+                return self.error_message(alias, None, "badRequest", f"not a valid CMP message: {text}")
+        req = Request(self, alias, bytes(der), parsed, depth=depth, vouched=vouched, fast=fast)
         try:
             return self.dispatch(req)
         except Refusal as r:
@@ -193,7 +231,8 @@ class Engine:
             raise Refusal("badRequest", f"body type {kind} is not supported by this CA")
         if req.header.pvno not in (1, 2, 3) or (req.header.pvno == 3 and not alias.allow_cmpv3):
             raise Refusal("unsupportedVersion", f"pvno {req.header.pvno} is not supported")
-        if kind in _NON_EMPTY_BODIES and len(req.msg["body"][kind]) == 0:
+        # (The fast reader reads non-empty bodies only.)
+        if kind in _NON_EMPTY_BODIES and req.fast is None and len(req.msg["body"][kind]) == 0:
             # SIZE (1..MAX) in the ASN.1: pyasn1's lenient decode lets an empty list through.
             raise Refusal("badDataFormat", f"the {kind} body is empty; it must carry at least one element")
         if kind == "nested":
@@ -321,7 +360,7 @@ class Engine:
         if req is not None and req.header.pvno == 3 and (alias is None or alias.allow_cmpv3):
             pvno = 3
         # recipient = the requester's sender, copied as it was sent (any GeneralName form)
-        recipient: Any = codec.encode(req.msg["header"]["sender"]) if req is not None else ""
+        recipient: Any = req.sender_der() if req is not None else ""
         hb = HeaderBuilder().pvno(pvno).sender(ca.subject).recipient(recipient)
         if req is not None and req.header.transaction_id:
             hb = hb.transaction_id(req.header.transaction_id)
@@ -392,7 +431,7 @@ class Engine:
     def signature_protection(self, req: Request | None, ca: CertificateAuthority) -> SignatureProtection:
         digest = "sha256"
         if req is not None:
-            alg = A.protection_alg(req.msg)
+            alg = req.protection_alg()
             if alg is not None and str(alg["algorithm"]) not in A.MAC_ALGS:
                 try:
                     scheme = _sig.parse_signature_algorithm(alg)
@@ -458,6 +497,8 @@ class Engine:
             except UnsupportedAlgorithm as exc:
                 raise Refusal("badAlg", f"p10cr: unsupported public key: {exc}") from exc
             return [CertReqItem(0, subject, spki, False, csr=csr)]
+        if req.fast is not None:
+            return [CertReqItem(f.cert_req_id, f.subject, f.spki_der, f.empty_key, fast=f) for f in req.fast.items]
         items = []
         for crm in req.msg["body"][req.body_type]:
             cr = crm["certReq"]
@@ -662,6 +703,12 @@ class Engine:
             if not item.csr.is_signature_valid:
                 raise Refusal("badPOP", "the PKCS#10 request's signature does not verify", form="reject")
             return
+        if item.fast is not None:
+            # Read by the fast reader: a signature POPO without poposkInput, over the
+            # CertRequest's DER as received (which is what pyasn1 would re-encode).
+            alg = codec.decode(item.fast.popo_alg_der, rfc5280.AlgorithmIdentifier(), what="AlgorithmIdentifier", strict=False)
+            self._verify_popo_signature(public_key, alg, item.fast.cert_req_der, item.fast.popo_signature)
+            return
         popo = item.msg["popo"]
         if not popo.isValue:
             raise Refusal("badPOP", "the request has no proof of possession", form="reject")
@@ -693,8 +740,12 @@ class Engine:
                 self.check_public_key_mac(req, auth_info["publicKeyMAC"], item.spki_der or b"")
         else:
             data = codec.encode(item.msg["certReq"])
+        self._verify_popo_signature(public_key, alg, data, sk["signature"].asOctets())
+
+    @staticmethod
+    def _verify_popo_signature(public_key: Any, alg: Any, data: bytes, signature: bytes) -> None:
         try:
-            _sig.verify(public_key, alg, data, sk["signature"].asOctets())
+            _sig.verify(public_key, alg, data, signature)
         except ProtectionError as exc:
             raise Refusal("badPOP", f"proof of possession signature does not verify: {exc.message}", form="reject") from exc
 
@@ -1238,7 +1289,8 @@ def _ku_bit(ku: x509.KeyUsage, attr: str) -> bool:
 
 def _indirect_popo(item: CertReqItem) -> str | None:
     """keyEncipherment/keyAgreement when ``item`` asks for the indirect POPO method
-    (subsequentMessage encrCert) for a key of its own; None otherwise."""
+    (subsequentMessage encrCert) for a key of its own; None otherwise (also for p10cr
+    and for an item the fast reader read: its POPO is a signature)."""
     if item.msg is None or item.wants_server_key:
         return None
     popo = item.msg["popo"]
@@ -1268,8 +1320,7 @@ def _scratch_key() -> Any:
 
 
 def _mac_protected(req: Request) -> bool:
-    alg = A.protection_alg(req.msg)
-    return alg is not None and str(alg["algorithm"]) in A.MAC_ALGS
+    return req.protection_oid() in A.MAC_ALGS
 
 
 def _time(value: Any) -> _dt.datetime:

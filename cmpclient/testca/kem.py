@@ -51,8 +51,7 @@ def wants_kem(req: "Request") -> bool:
 
 
 def is_kem_protected(req: "Request") -> bool:
-    alg = protection_alg(req.msg)
-    return alg is not None and str(alg["algorithm"]) == oids.KEM_BASED_MAC
+    return req.protection_oid() == oids.KEM_BASED_MAC
 
 
 def _parse_ref(ref: str) -> tuple[str, bytes] | None:
