@@ -137,6 +137,17 @@ def _alg_id(oid: str, *, null_params: bool = False) -> rfc5280.AlgorithmIdentifi
     return alg
 
 
+@functools.lru_cache(maxsize=None)  # called with the few OIDs of this module's algorithm tables
+def _alg_id_der(oid: str) -> bytes:
+    """DER of ``_alg_id(oid)`` (absent parameters), encoded once per OID."""
+    return codec.encode(_alg_id(oid))
+
+
+@functools.lru_cache(maxsize=None)  # likewise
+def _oid_der(oid: str) -> bytes:
+    return codec.encode(univ.ObjectIdentifier(oid))
+
+
 def _check_params_absent_or_null(alg: rfc5280.AlgorithmIdentifier, what: str) -> None:
     # HMAC/hash identifiers are sent with absent (openssl) or NULL (RFC 8018) parameters;
     # anything else would mean an algorithm variant we do not implement.
@@ -201,6 +212,16 @@ class PBMParams:
         alg = _alg_id(oids.PASSWORD_BASED_MAC)
         alg["parameters"] = univ.Any(codec.encode(self.to_asn1()))
         return alg
+
+    def algorithm_identifier_der(self) -> bytes:
+        """The DER of :meth:`algorithm_identifier`, written directly (a responder makes fresh
+        parameters, a fresh salt, for every answer; pyasn1 took ~0.1 ms to encode them)."""
+        h = codec.der_header
+        count = codec.int_content(self.iterations)
+        params = (h(0x04, len(self.salt)) + self.salt + _alg_id_der(OWF_ALGORITHMS[self.owf][0])
+                  + h(0x02, len(count)) + count + _alg_id_der(MAC_ALGORITHMS[self.mac][0]))
+        inner = _oid_der(oids.PASSWORD_BASED_MAC) + h(0x30, len(params)) + params
+        return h(0x30, len(inner)) + inner
 
     @classmethod
     def from_asn1(cls, value: cmp.PBMParameter) -> "PBMParams":

@@ -81,7 +81,11 @@ class MACProtection:
         this protection signs carries the same parameters)."""
         cached = self._alg_der
         if cached is None or cached[0] is not self.params:
-            cached = self._alg_der = (self.params, codec.encode(self.params.algorithm_identifier()))
+            if isinstance(self.params, _mac.PBMParams):
+                der = self.params.algorithm_identifier_der()
+            else:
+                der = codec.encode(self.params.algorithm_identifier())
+            cached = self._alg_der = (self.params, der)
         return cached[1]
 
     def sender_kid(self) -> bytes | None:

@@ -10,6 +10,7 @@ message, ``form="reject"`` a signed response of the request's kind with status r
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import logging
 import os
 import secrets
@@ -421,7 +422,9 @@ class Engine:
         nonce = os.urandom(16)
         hb = hb.sender_nonce(nonce)
         if protection is not None:
-            hb = hb.protection_alg(protection.algorithm_identifier())
+            # MACProtection: its DER (the same bytes, made without pyasn1).
+            alg_id = protection.algorithm_identifier_der() if isinstance(protection, MACProtection) else protection.algorithm_identifier()
+            hb = hb.protection_alg(alg_id)
         body_der = body if isinstance(body, (bytes, bytearray)) else codec.encode(body)
         der = protect_der(hb.build_der(), bytes(body_der), protection, extras)
         if req.header.transaction_id:
@@ -706,7 +709,7 @@ class Engine:
         if item.fast is not None:
             # Read by the fast reader: a signature POPO without poposkInput, over the
             # CertRequest's DER as received (which is what pyasn1 would re-encode).
-            alg = codec.decode(item.fast.popo_alg_der, rfc5280.AlgorithmIdentifier(), what="AlgorithmIdentifier", strict=False)
+            alg = _popo_alg(item.fast.popo_alg_der)
             self._verify_popo_signature(public_key, alg, item.fast.cert_req_der, item.fast.popo_signature)
             return
         popo = item.msg["popo"]
@@ -1317,6 +1320,17 @@ def _scratch_key() -> Any:
     if not _SCRATCH:
         _SCRATCH.append(ec.generate_private_key(ec.SECP256R1()))
     return _SCRATCH[0]
+
+
+@functools.lru_cache(maxsize=32)
+def _popo_alg(der: bytes) -> Any:
+    """A fast-read POPO AlgorithmIdentifier as pyasn1 value, decoded once per distinct DER
+    (clients use one or two).  Shared between requests and threads: callers only read it
+    (parse_signature_algorithm), and both components are touched here, so a later read
+    never instantiates an absent one."""
+    alg = codec.decode(der, rfc5280.AlgorithmIdentifier(), what="AlgorithmIdentifier", strict=False)
+    alg["algorithm"], alg["parameters"]  # noqa: B018
+    return alg
 
 
 def _mac_protected(req: Request) -> bool:

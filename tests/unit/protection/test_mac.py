@@ -213,3 +213,33 @@ def test_pbm_key_equals_hashlib_for_every_owf(owf: str) -> None:
         for _ in range(iterations):
             key = hashlib.new(name, key).digest()
         assert mac.pbm_key(b"s3cret", params) == key
+
+
+# --- PBMParams.algorithm_identifier_der: written directly, the bytes pyasn1 encodes ------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(mac.OWF_ALGORITHMS)), st.sampled_from(sorted(mac.MAC_ALGORITHMS)),
+       st.binary(min_size=mac.MIN_SALT_LENGTH, max_size=300),
+       st.one_of(st.sampled_from([1, 127, 128, 255, 256, 500, 32767, 32768, 65535, 65536, mac.MAX_BUILD_ITERATIONS]),
+                 st.integers(1, mac.MAX_BUILD_ITERATIONS)))
+def test_pbm_algorithm_identifier_der_is_the_pyasn1_encoding(owf: str, mac_name: str, salt: bytes, iterations: int) -> None:
+    params = PBMParams(salt=salt, owf=owf, iterations=iterations, mac=mac_name)
+    assert params.algorithm_identifier_der() == codec.encode(params.algorithm_identifier())
+
+
+@pytest.mark.parametrize("iterations", [1, 128, 10_000, 2**31, 2**64 + 1])
+def test_received_pbm_algorithm_identifier_der_is_the_pyasn1_encoding(iterations: int) -> None:
+    params = PBMParams(salt=b"s", owf="sha512", iterations=iterations, mac="hmacWithSHA512", received=True)
+    assert params.algorithm_identifier_der() == codec.encode(params.algorithm_identifier())
+
+
+def test_mac_protection_header_der_is_the_pyasn1_encoding() -> None:
+    from cmpclient.protection import MACProtection
+
+    for params in (PBMParams.new(iterations=500), PBMAC1Params.new(iterations=500)):
+        prot = MACProtection(b"secret", params)
+        assert prot.algorithm_identifier_der() == codec.encode(prot.algorithm_identifier())

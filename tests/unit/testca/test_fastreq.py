@@ -291,3 +291,32 @@ def test_request_protection_views_agree() -> None:
                 assert codec.encode(got) == codec.encode(want)
                 assert req.protection_oid() == str(want["algorithm"])
         assert parse_message(der).header == fast.parsed.header
+
+
+def test_popo_algorithm_cache_keys_on_the_whole_der() -> None:
+    ecdsa256 = bytes.fromhex("300a06082a8648ce3d040302")
+    ecdsa384 = bytes.fromhex("300a06082a8648ce3d040303")
+    rsa256 = bytes.fromhex("300d06092a864886f70d01010b0500")
+    seen = {der: H._popo_alg(der) for der in (ecdsa256, ecdsa384, rsa256)}
+    for der, alg in seen.items():
+        assert codec.encode(alg) == der
+        assert H._popo_alg(der) is alg  # decoded once
+    assert not seen[ecdsa256]["parameters"].isValue and bytes(seen[rsa256]["parameters"]) == b"\x05\x00"
+    with pytest.raises(DecodeError):
+        H._popo_alg(b"\x30\x03\x06\x01")  # a refused one is not remembered
+    with pytest.raises(DecodeError):
+        H._popo_alg(b"\x30\x03\x06\x01")
+
+
+def test_mac_protected_answer_carries_the_pyasn1_encoded_protection_alg(testca) -> None:
+    from cmpclient.protection.mac import PBMParams
+
+    der = message(B.cert_req_body("ir", [cert_req("CN=alg-der,UID=alg-der", KEYS["secp256r1"])]),
+                  mac(iterations=500, kid=b"bench"), tid=b"alg-der-answer", nonce=b"a" * 16, sender_kid=b"bench")
+    status, out = testca.handle("ra", der)
+    from cmpclient.testca.auth import protection_alg
+
+    alg = protection_alg(decode_message(out))  # strict: the answer is DER
+    params = PBMParams.from_algorithm_identifier(alg)
+    assert params.iterations == 500 and len(params.salt) == 16
+    assert codec.encode(alg) == codec.encode(params.algorithm_identifier()) == params.algorithm_identifier_der()
