@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -24,7 +25,7 @@ from cmpclient.message.header import HeaderBuilder
 from cmpclient.message.parse import ErrorContent, ParsedMessage, parse_message
 from cmpclient.message.peek import transaction_continues
 from cmpclient.asn1 import codec
-from cmpclient.transport import end_transaction
+from cmpclient.transport import deadline, end_transaction
 
 log = logging.getLogger("cmpclient.client")
 
@@ -101,6 +102,8 @@ class Transaction:
     def __init__(self, config: ClientConfig, *, transaction_id: bytes | None = None):
         self.config = config
         self.transaction_id = transaction_id or os.urandom(16)
+        #: total_timeout as a time.monotonic() deadline: every send of the transaction ends by it
+        self.deadline = time.monotonic() + config.total_timeout if config.total_timeout else None
         self.last_response: ParsedMessage | None = None
         self._last_sender_nonce: bytes | None = None
         self.pvno_used = config.pvno
@@ -176,7 +179,8 @@ class Transaction:
             cfg.on_message("request", der)
         goes_on = False
         try:
-            raw = cfg.transport.send(der)
+            with deadline(self.deadline):
+                raw = cfg.transport.send(der)
             saved = getattr(cfg.transport, "replaced_request", None)
             if saved is not None:  # --reqin: the answer is to that request, not to ``der``
                 sender_nonce = self._adopt_saved_request(saved)

@@ -12,15 +12,17 @@ opened, so commands that work offline (dump, replay) stay fast to start.
 
 from __future__ import annotations
 
+import contextvars
+import time
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from cmpclient.errors import UsageError
+from cmpclient.errors import TransportTimeout, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from cmpclient.transport.http import HTTPTransport
     from cmpclient.transport.tcp import TCPTransport
 
-__all__ = ["Transport", "open_transport", "end_transaction", "redact_url"]
+__all__ = ["Transport", "open_transport", "end_transaction", "redact_url", "deadline", "bounded"]
 
 
 @runtime_checkable
@@ -45,6 +47,39 @@ def redact_url(url: str) -> str:
     if not sep or not at or ":" not in userinfo:
         return url
     return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
+
+
+#: A transaction's total timeout as a time.monotonic() deadline, set around each send by
+#: the client (per thread: contexts are), read by the HTTP and TCP transports; wrappers
+#: (capture, replay, nested) need not pass it on.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("cmpclient_deadline", default=None)
+
+
+class deadline:
+    """``with deadline(at):`` -- transports started inside finish by ``at`` (monotonic
+    seconds) or raise TransportTimeout; ``None`` sets no limit."""
+
+    def __init__(self, at: float | None) -> None:
+        self.at = at
+
+    def __enter__(self) -> None:
+        self._token = _DEADLINE.set(self.at)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _DEADLINE.reset(self._token)
+
+
+def bounded(limits: tuple[float, float], what: str) -> tuple[float, float, bool]:
+    """``(connect, read)`` timeouts cut to what is left before the current deadline, and
+    whether the deadline cut them.  Raises TransportTimeout when it has passed already."""
+    at = _DEADLINE.get()
+    if at is None:
+        return limits[0], limits[1], False
+    left = at - time.monotonic()
+    if left <= 0:
+        raise TransportTimeout(f"the transaction's total timeout ran out before {what}",
+                               hint="raise --total-timeout (0 or unset: no total limit)")
+    return min(limits[0], left), min(limits[1], left), left < max(limits)
 
 
 def end_transaction(transport: Any) -> None:

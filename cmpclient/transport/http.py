@@ -50,7 +50,7 @@ from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit
 
 from cmpclient.errors import HTTPStatusError, TransportError, TransportTimeout, UsageError
-from cmpclient.transport import redact_url
+from cmpclient.transport import bounded, redact_url
 
 __all__ = ["HTTPTransport", "CMP_CONTENT_TYPE", "DEFAULT_TIMEOUT", "DEFAULT_MAX_RESPONSE_SIZE", "http_get"]
 
@@ -388,8 +388,10 @@ def _read_body(response: http.client.HTTPResponse, url: str, limit: int) -> byte
     return b"".join(chunks)
 
 
-def _map_error(exc: BaseException, url: str, timeout: tuple[float, float], *, connecting: bool) -> TransportError:
-    """A socket/TLS/HTTP exception as a TransportError with a hint."""
+def _map_error(exc: BaseException, url: str, timeout: tuple[float, float], *, connecting: bool,
+               total: bool = False) -> TransportError:
+    """A socket/TLS/HTTP exception as a TransportError with a hint; ``total``: the
+    transaction's total timeout had cut ``timeout``."""
     ssl = sys.modules.get("ssl")  # imported only if TLS was used
     proxy = getattr(exc, "cmpclient_proxy", None)
     if proxy is not None and not (ssl is not None and isinstance(exc, ssl.SSLError)):
@@ -398,9 +400,11 @@ def _map_error(exc: BaseException, url: str, timeout: tuple[float, float], *, co
         return error(f"proxy error for {url}: cannot reach the proxy {proxy}: {what}",
                      hint="check HTTP(S)_PROXY / NO_PROXY")
     if isinstance(exc, (socket.timeout, TimeoutError)):
+        left = " (what was left of the transaction's total timeout)" if total else ""
+        hint = "raise --total-timeout (0 or unset: no total limit)" if total else None
         if connecting:
-            return TransportTimeout(f"timed out connecting to {url} after {timeout[0]:g} s")
-        return TransportTimeout(f"no answer from {url} within {timeout[1]:g} s")
+            return TransportTimeout(f"timed out connecting to {url} after {timeout[0]:g} s{left}", hint=hint)
+        return TransportTimeout(f"no answer from {url} within {timeout[1]:g} s{left}", hint=hint)
     if ssl is not None and isinstance(exc, ssl.SSLCertVerificationError):
         return TransportError(
             f"TLS certificate verification failed for {url}: {exc}",
@@ -500,7 +504,7 @@ class HTTPTransport:
 
     # -- the exchange ---------------------------------------------------------------
 
-    def _acquire(self) -> http.client.HTTPConnection:
+    def _acquire(self, limits: tuple[float, float], total: bool) -> http.client.HTTPConnection:
         """An idle kept-alive connection that is still usable, or a new one."""
         while True:
             with self._lock:
@@ -511,11 +515,11 @@ class HTTPTransport:
                 return conn
             conn.close()
         try:
-            return self._endpoint.connect(*self.timeout)
+            return self._endpoint.connect(*limits)
         except UsageError:
             raise
         except (OSError, http.client.HTTPException) as exc:
-            raise _map_error(exc, self.url, self.timeout, connecting=True) from exc
+            raise _map_error(exc, self.url, limits, connecting=True, total=total) from exc
 
     def _release(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -525,10 +529,16 @@ class HTTPTransport:
         conn.close()
 
     def send(self, request: bytes) -> bytes:
-        """POST one DER PKIMessage; return the DER body of a 200 application/pkixcmp answer."""
-        conn = self._acquire()
+        """POST one DER PKIMessage; return the DER body of a 200 application/pkixcmp answer.
+
+        Within a transaction's total timeout (:class:`cmpclient.transport.deadline`) the
+        connect and read timeouts are cut to what is left of it."""
+        connect_timeout, read_timeout, total = bounded(self.timeout, f"the request to {self.url}")
+        limits = (connect_timeout, read_timeout)
+        conn = self._acquire(limits, total)
         sock = conn.sock  # getresponse() lets go of it when the server closes after answering
         try:
+            sock.settimeout(read_timeout)  # a kept-alive connection has the timeout of its last use
             conn.write_request("POST", self._endpoint.target, bytes(request), self._headers)  # type: ignore[attr-defined]
             response = conn.getresponse()
             # TLS 1.3 session tickets come before the answer: keep the session for the next connection.
@@ -538,7 +548,7 @@ class HTTPTransport:
             body = _read_body(response, self.url, self.max_response_size)
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise _map_error(exc, self.url, self.timeout, connecting=False) from exc
+            raise _map_error(exc, self.url, limits, connecting=False, total=total) from exc
         except BaseException:
             conn.close()
             raise

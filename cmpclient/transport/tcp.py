@@ -49,6 +49,7 @@ from typing import BinaryIO, Callable, NamedTuple, Protocol, Union
 from urllib.parse import urlsplit
 
 from cmpclient.errors import TransportError, TransportTimeout, UsageError
+from cmpclient.transport import bounded
 
 __all__ = [
     "VERSION",
@@ -258,19 +259,22 @@ class TCPTransport:
 
     def _exchange(self, frame: bytes) -> Frame:
         where = f"{self.host}:{self.port}"
+        # within a transaction's total timeout (cmpclient.transport.deadline): what is left of it
+        connect_timeout, read_timeout, total = bounded((self.connect_timeout, self.read_timeout), f"the request to {where}")
+        left = " (what was left of the transaction's total timeout)" if total else ""
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+            sock = socket.create_connection((self.host, self.port), timeout=connect_timeout)
         except ConnectionRefusedError as exc:
             raise TransportError(f"connection refused by {where}", hint="is the CMP TCP listener running on that port?") from exc
         except (socket.timeout, TimeoutError) as exc:
-            raise TransportTimeout(f"timed out connecting to {where} after {self.connect_timeout:g} s") from exc
+            raise TransportTimeout(f"timed out connecting to {where} after {connect_timeout:g} s{left}") from exc
         except OSError as exc:
             raise TransportError(f"cannot connect to {where}: {exc}") from exc
         try:
             # Nagle would only matter if we wrote twice; set it anyway so a server that
             # answers fast is never held back by a delayed ACK on our side.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.settimeout(self.read_timeout)
+            sock.settimeout(read_timeout)
             try:
                 sock.sendall(frame)
             except (socket.timeout, TimeoutError) as exc:
