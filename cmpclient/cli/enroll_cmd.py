@@ -415,6 +415,7 @@ def report_enrollment(ctx: click.Context, kind: str, result: Any, private_key: A
     if out.json:
         doc = {
             "ok": True, "command": ctx.command.name, "request": kind,
+            "status": result.status.status, "status_string": list(result.status.texts),
             "certificate": cert_doc(result.certificate),
             "chain": [cert_doc(c)["subject"] for c in result.chain()],
             "confirmed": result.confirmed, "implicit_confirm": result.implicit_confirm_granted,
@@ -425,6 +426,8 @@ def report_enrollment(ctx: click.Context, kind: str, result: Any, private_key: A
         out.emit_json(doc)
         return
     rows = cert_rows(result.certificate)
+    if result.status.status != "accepted" or result.status.texts:
+        rows.insert(0, ("status", " / ".join([str(result.status.status), *result.status.texts])))
     rows.append(("confirmation", confirmation))
     if result.polls:
         rows.append(("polls", str(result.polls)))

@@ -296,6 +296,11 @@ def enroll(
             polls += 1
     if not r.status.ok:
         raise rejection_error(kind, r.status)
+    if r.status.status == "grantedWithMods":
+        # RFC 9810 5.2.3: granted, but not as requested; the requester is responsible for
+        # finding out what changed (openssl: 'received "grantedWithMods" for certificate').
+        log.warning("the CA granted the %s with modifications (grantedWithMods)%s; compare the certificate "
+                    "with the request", kind, f": {' / '.join(r.status.texts)}" if r.status.texts else "")
     cert_der, private_key = _certificate_of(r, decrypt_key, new_private_key)
     try:
         from cmpclient.protection.trust import load_der_certificate

@@ -266,6 +266,21 @@ def test_rejection_json_document(openssl_mock, pki):
     assert doc["ok"] is False and doc["pki_status"] == "rejection" and "badPOP" in doc["fail_info"]
 
 
+def test_granted_with_mods_is_reported(openssl_mock, pki, tmp_path):
+    """grantedWithMods issues the certificate but not as asked (RFC 9810 5.2.3): a warning
+    with the statusString on stderr, a status row in the table, the status in --json."""
+    mock = openssl_mock(srv_ref=PBM_REF, srv_secret=SECRET_SRC, rsp_cert=pki.rsp_cert("ec"),
+                        pkistatus=1, statusstring="validity shortened")
+    r = run_proc(["crmf", *pbm(mock), "--dn", "CN=x", "--newkey", pki.rsp_key("ec"), "--certout", tmp_path / "c.pem"])
+    assert r.returncode == 0, explain(r, mock)
+    assert "grantedWithMods" in r.stderr and "validity shortened" in r.stderr and "compare the certificate" in r.stderr
+    assert "grantedWithMods / validity shortened" in r.stderr  # the table (stdout stays for data)
+    r = run_proc(["--json", "crmf", *pbm(mock), "--dn", "CN=x", "--newkey", pki.rsp_key("ec"),
+                  "--certout", tmp_path / "c2.pem"])
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "grantedWithMods" and doc["status_string"] == ["validity shortened"]
+
+
 def test_send_error(openssl_mock, pki):
     mock = openssl_mock(srv_ref=PBM_REF, srv_secret=SECRET_SRC, rsp_cert=pki.rsp_cert("ec"), send_error=True)
     r = run_cli(["crmf", *pbm(mock), "--dn", "CN=x", "--newkey", pki.rsp_key("ec")])
