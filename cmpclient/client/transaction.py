@@ -273,11 +273,15 @@ class Transaction:
                 if cfg.lenient.unprotected_errors:
                     log.warning("leniency unprotected_errors: accepting an unprotected %s", rsp.body_type)
                     return
-                raise ProtectionError(
-                    f"the server sent an unprotected {rsp.body_type} message",
-                    hint="EJBCA sends errors unprotected; add --unprotected-errors to accept them"
-                    + _unauthenticated_summary(rsp),
-                )
+                if cfg.protection is None and not self.accept_unprotected_once:
+                    # We sent no protection ourselves: that is the likely reason for the error.
+                    hint = ("our request was not protected (no --authparam/--secret and --keyid, or --cert and "
+                            "--key, were given): give the credentials the CA expects; --unprotected-errors "
+                            "shows its answer")
+                else:
+                    hint = "EJBCA sends errors unprotected; add --unprotected-errors to accept them"
+                raise ProtectionError(f"the server sent an unprotected {rsp.body_type} message",
+                                      hint=hint + _unauthenticated_summary(rsp))
             raise ProtectionError(
                 f"the {rsp.body_type} response is not protected",
                 hint="the server must protect its responses with a MAC or a signature",

@@ -191,3 +191,14 @@ def test_reqin_and_rspin_replay_a_captured_transaction_offline(testca_server, tm
     alone = _cli("crmf", *common, "--newkey", str(tmp_path / "k.pem"), "--rspin", rsps,
                  "--certout", str(tmp_path / "alone.pem"))
     assert alone.exit_code == 5 and "transactionID does not match" in alone.output
+
+
+def test_an_unprotected_request_refused_gets_a_hint_about_credentials(testca_server):
+    """No credentials: the request goes out unprotected and the CA refuses it with an
+    unprotected error; the hint points at the missing credentials, not at
+    --unprotected-errors alone (which would only show the refusal)."""
+    r = _cli("genm", "--url", testca_server.url("ra"))
+    assert r.exit_code == 6, r.output
+    assert "our request was not protected" in r.output and "--authparam" in r.output
+    shown = _cli("genm", "--url", testca_server.url("ra"), "--unprotected-errors")
+    assert shown.exit_code == 7 and "not protected" in shown.output.lower(), shown.output
