@@ -10,7 +10,7 @@ import click
 from cmpclient.cli.config import ProfileCommand
 from cmpclient.cli.options import auth_options, build_client, common_options, opt, server_options, trust_options
 from cmpclient.cli.render import handle_errors
-from cmpclient.cli.results import begin, cert_rows
+from cmpclient.cli.results import begin, cert_rows, serial_hex
 from cmpclient.errors import ConfigError, UsageError
 
 
@@ -71,7 +71,7 @@ def certconf(ctx: click.Context, **_: Any) -> None:
     if out.json:
         out.emit_json({
             "ok": True, "command": "certconf", "action": action, "transaction_id": state.transaction_id.hex(),
-            "subject": cert.subject.rfc4514_string(), "serial": format(cert.serial_number, "X"),
+            "subject": cert.subject.rfc4514_string(), "serial": serial_hex(cert.serial_number),
         })
         return
     out.table(f"certConf: certificate {action}, pkiConf received", cert_rows(cert))

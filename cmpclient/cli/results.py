@@ -14,6 +14,16 @@ from cmpclient.cli.render import Output, get_output
 from cmpclient.errors import UsageError
 
 
+
+def serial_hex(serial: int) -> str:
+    """A serial number as ``openssl x509 -serial`` prints it: upper-case hex digits of its
+    octets, so always an even number of them (``06F9...``, not ``6F9...``)."""
+    if serial < 0:
+        return "-" + serial_hex(-serial)
+    text = format(serial, "X")
+    return "0" + text if len(text) % 2 else text
+
+
 def begin(ctx: click.Context) -> Output:
     """Merge the subcommand's common options into the run's Output; handle --show-config."""
     out = get_output(ctx)
@@ -55,7 +65,7 @@ def common_name(cert: Any) -> str | None:
 def cert_rows(cert: Any) -> list[tuple[str, str]]:
     return [
         ("subject", cert.subject.rfc4514_string()),
-        ("serial", format(cert.serial_number, "X")),
+        ("serial", serial_hex(cert.serial_number)),
         ("issuer", cert.issuer.rfc4514_string()),
         ("valid", f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} .. {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC"),
     ]
@@ -66,7 +76,7 @@ def cert_doc(cert: Any) -> dict[str, Any]:
 
     return {
         "subject": cert.subject.rfc4514_string(),
-        "serial": format(cert.serial_number, "X"),
+        "serial": serial_hex(cert.serial_number),
         "issuer": cert.issuer.rfc4514_string(),
         "not_before": cert.not_valid_before_utc.isoformat(),
         "not_after": cert.not_valid_after_utc.isoformat(),

@@ -9,7 +9,7 @@ import click
 from cmpclient.cli.config import ProfileCommand
 from cmpclient.cli.options import auth_options, build_client, common_options, load_credentials, opt, server_options, trust_options
 from cmpclient.cli.render import get_output, handle_errors
-from cmpclient.cli.results import begin
+from cmpclient.cli.results import begin, serial_hex
 from cmpclient.errors import UsageError
 
 
@@ -93,7 +93,7 @@ def revoke(ctx: click.Context, **_: Any) -> None:
     finally:
         cleanup()
     doc = {
-        "ok": True, "command": "revoke", "issuer": issuer.rfc4514_string(), "serial": format(serial, "X"),
+        "ok": True, "command": "revoke", "issuer": issuer.rfc4514_string(), "serial": serial_hex(serial),
         "reason": reason, "status": result.status.status, "status_string": list(result.status.texts),
     }
     if get_output(ctx).json:

@@ -331,8 +331,10 @@ def _list_end_entities(ca: Any) -> list[dict[str, Any]]:
 
 
 def _cert_row(rec: Any) -> dict[str, Any]:
+    from cmpclient.cli.results import serial_hex
+
     return {
-        "serial": format(rec.serial, "x"),
+        "serial": serial_hex(rec.serial),
         "subject": rec.subject,
         "issuer": rec.issuer,
         "ca": rec.ca,

@@ -96,12 +96,13 @@ def test_cert_list_and_revoke(run, testca_server) -> None:
     req = CertRequestBuilder().subject("CN=cli-cert,UID=cli-cert").public_key(key).popo_signature(popo_signer(key)).build()
     cfg = ClientConfig(transport=HTTPTransport(testca_server.url("ra")), protection=MACProtection(b"password", sender_kid=b"k"))
     cert = enroll(cfg, "ir", req).certificate
-    serial = format(cert.serial_number, "x")
+    serial = format(cert.serial_number, "X")
+    serial = "0" * (len(serial) % 2) + serial  # as openssl x509 -serial prints it
     listed = run("cert", "list", "--json", data_dir=testca_server.data_dir)
     assert listed.exit_code == 0, listed.output
     rows = {r["serial"]: r for r in json.loads(listed.output)}
     assert rows[serial]["status"] != "revoked" and "cli-cert" in rows[serial]["subject"]
-    res = run("cert", "revoke", "--serial", serial.upper(), "--reason", "keyCompromise", "--json", data_dir=testca_server.data_dir)
+    res = run("cert", "revoke", "--serial", serial.lower(), "--reason", "keyCompromise", "--json", data_dir=testca_server.data_dir)
     assert res.exit_code == 0, res.output
     (row,) = json.loads(res.output)
     assert row["status"] == "revoked" and row["reason"] == "keyCompromise"

@@ -339,3 +339,22 @@ def test_keyboard_interrupt_exit_code(monkeypatch):
     monkeypatch.setattr(g, "build_client", interrupted)
     r = run(["genm", "--url", "http://127.0.0.1:9/"])
     assert r.exit_code == ExitCode.INTERRUPTED
+
+
+def test_serial_numbers_are_shown_as_openssl_prints_them(tmp_path):
+    """Upper-case hex octets (an even number of digits), as `openssl x509 -serial` does, so
+    a serial can be grepped across the tools."""
+    import subprocess
+
+    from cmpclient.cli.results import serial_hex
+
+    assert serial_hex(0x6F9) == "06F9" and serial_hex(0xABCD) == "ABCD" and serial_hex(0) == "00"
+    key = tmp_path / "k.pem"
+    for serial in ("0x6F921E93", "0x1", "0x80", "0x0123456789ABCDEF0123456789ABCDEF01234567"):
+        cert = tmp_path / "c.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", cert, "-subj", "/CN=s", "-set_serial", serial, "-days", "1"],
+                       check=True, capture_output=True, timeout=60)
+        shown = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-serial"], check=True,
+                               capture_output=True, text=True, timeout=60).stdout.strip()
+        assert shown == "serial=" + serial_hex(int(serial, 16)), (serial, shown)
