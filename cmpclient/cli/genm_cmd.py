@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from cmpclient.cli.options import auth_options, build_client, common_options, op
 from cmpclient.cli.render import handle_errors
 from cmpclient.cli.results import begin
 from cmpclient.errors import UsageError
+
+log = logging.getLogger("cmpclient.cli")
 
 #: Short names accepted by --infotype (RFC 9810 §5.3.19, RFC 9483 §4.3).
 INFO_TYPES = {
@@ -167,11 +170,32 @@ def genm(ctx: click.Context, **_: Any) -> None:
                 _write_certs(dest / f"{name}.pem", certs)
                 files.append(str(dest / f"{name}.pem"))
         results.append(entry)
+    missing = _missing_answers(params.get("infotype") or ("caCerts",), results)
+    for name in missing:  # not an error (a CA may have nothing to say), but never silent
+        log.warning("the CA sent no %s%s", name, _NOTHING_SENT.get(name, ""))
     if out.json:
-        out.emit_json({"ok": True, "command": "genm", "items": results, "files": files})
+        out.emit_json({"ok": True, "command": "genm", "items": results, "missing": missing, "files": files})
         return
     rows = [(r["infotype"], ("absent (no value)" if r["value_der"] is None else
                              f"{len(r['value_der']) // 2} bytes" + (f", {r['certificates']} certificate(s)" if r["certificates"] else "")))
             for r in results]
-    rows.append(("files", "\n".join(files) if files else "(none; use --dest)"))
+    rows += [(name, "not in the answer") for name in missing if name not in {r["infotype"] for r in results}]
+    asked_for_files = any(params.get(o) for o in ("dest", "cacertsout", "newwithnew", "crlout"))
+    rows.append(("files", "\n".join(files) if files else "(none written)" if asked_for_files else "(none; use --dest)"))
     out.table("genp received", rows)
+
+
+#: What a genp answers a requested info type with (RFC 9810 5.3.19: rootCaKeyUpdate is
+#: asked for with rootCaCert; a crlStatusList is answered with crls).
+_ANSWERED_AS = {"rootCaCert": "rootCaKeyUpdate", "crlStatusList": "crls"}
+_NOTHING_SENT = {"rootCaKeyUpdate": " (no root CA key update available)", "crls": " (no newer CRL)"}
+
+
+def _missing_answers(requested: Any, results: list[dict[str, Any]]) -> list[str]:
+    """The answer names of requested info types that the genp left out or sent without a value."""
+    answered = {r["infotype"] for r in results if r["value_der"] is not None}
+    wanted = []
+    for name in requested:
+        asked = _NAMES.get(info_type_oid(name), name)
+        wanted.append(_ANSWERED_AS.get(asked, asked))
+    return [name for name in dict.fromkeys(wanted) if name not in answered]

@@ -73,6 +73,13 @@ def test_genm_infotypes_against_the_test_ca(testca_server, tmp_path, infotype):
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc, result.stdout
+    # the test CA has no root CA key update: the genp leaves it out, and that is said
+    assert doc["missing"] == (["rootCaKeyUpdate"] if infotype == "rootCaKeyUpdate" else [])
+    if infotype == "rootCaKeyUpdate":
+        assert "the CA sent no rootCaKeyUpdate (no root CA key update available)" in result.stderr
+        table = _cli(*[a for a in args if a != "--json"], "--newwithnew", str(tmp_path / "nwn.pem"))
+        assert "not in the answer" in table.stderr and "(none written)" in table.stderr, table.stderr
+        assert not (tmp_path / "nwn.pem").exists()
     if infotype == "caCerts":
         names = {c.subject.rfc4514_string() for c in x509.load_pem_x509_certificates((tmp_path / "ca.pem").read_bytes())}
         assert any("ManagementCA" in n for n in names) and any("RootCA" in n for n in names)
