@@ -18,7 +18,10 @@ A config file (``--config FILE`` or ``$CMPCLIENT_CONFIG``) looks like::
     reqnewkeyspec = "secp384r1"
 
 ``--profile NAME`` (or ``$CMPCLIENT_PROFILE``) picks the table; without it a table named
-``default`` is used when present.
+``default`` is used when present. A single value for an option that can be repeated is a
+one-item list (``trusted = "ca.pem"``); a value an option does not take is a ConfigError
+(exit 3) naming the file, the profile and the key, not click's message (which names the
+option's environment variable).
 """
 
 from __future__ import annotations
@@ -130,6 +133,37 @@ def profile_warnings(command: str, known: set[str], table: dict[str, Any], ignor
     return warnings
 
 
+def _as_param_value(param: click.Parameter, value: Any) -> Any:
+    """A profile value as click wants it: a single value (``trusted = "ca.pem"``) is a
+    one-item list for an option that can be repeated (``multiple=True``), as TOML lists are."""
+    many = getattr(param, "multiple", False) or param.nargs != 1
+    if many and not isinstance(value, (list, tuple)):
+        return [value]
+    if not many and isinstance(value, (list, tuple)):
+        raise click.BadParameter(f"a list ({len(value)} values) where the option takes one value", param=param)
+    return value
+
+
+def profile_value_error(exc: click.BadParameter, table: dict[str, Any], command: str | None,
+                        path: str | os.PathLike[str], ctx: click.Context) -> ConfigError:
+    """The ConfigError for a profile value click refused: which key of which profile table in
+    which file, and what is wrong with it."""
+    param = exc.param
+    name = param.name if param is not None and param.name else "?"
+    where = f"profile {ctx.meta.get('cmpclient.profile_name')!s}"
+    key = name.replace("_", "-")
+    sub = table.get(command) if command else None
+    for tbl, label in ((sub, f"{where}, table [{command}]"), (table, where)):
+        if isinstance(tbl, dict):
+            spelt = next((k for k in tbl if not isinstance(tbl[k], dict) and _norm(k) == name), None)
+            if spelt is not None:
+                key, where = spelt, label
+                break
+    option = param.opts[0] if param is not None and getattr(param, "opts", None) else f"--{name.replace('_', '-')}"
+    return ConfigError(f"config file {str(path)!r}, {where}, key {key!r}: {exc.message}",
+                       hint=f"fix the value in the config file, or override it with {option} on the command line")
+
+
 def _prescan(args: Sequence[str], long: str) -> str | None:
     """The value of ``long`` in raw ``args`` (``--x V`` or ``--x=V``), before click parses them."""
     value = None
@@ -164,12 +198,27 @@ class ProfileCommand(click.Command):
                 from cmpclient.cli.render import get_output, report_error
 
                 ctx.exit(report_error(exc, get_output(ctx)))
-            known = {p.name for p in self.params if p.name}
-            usable = {k: v for k, v in values.items() if k in known}
+            params = {p.name: p for p in self.params if p.name}
+            known = set(params)
+            try:
+                usable = {k: _as_param_value(params[k], v) for k, v in values.items() if k in known}
+            except click.BadParameter as exc:
+                from cmpclient.cli.render import get_output, report_error
+
+                ctx.exit(report_error(profile_value_error(exc, table, self.name, path, ctx), get_output(ctx)))
             ignored = sorted(set(values) - known)
             ctx.meta["cmpclient.profile_ignored"] = ignored
             ctx.default_map = {**(ctx.default_map or {}), **usable}
-            rest = super().parse_args(ctx, args)
+            try:
+                rest = super().parse_args(ctx, args)
+            except click.BadParameter as exc:
+                if exc.param is None or ctx.get_parameter_source(exc.param.name or "") != ParameterSource.DEFAULT_MAP:
+                    raise
+                # A bad value from the profile: name the key and the file, not the option's
+                # environment variable (click's own message would).
+                from cmpclient.cli.render import get_output, report_error
+
+                ctx.exit(report_error(profile_value_error(exc, table, self.name, path, ctx), get_output(ctx)))
             # After parsing: the subcommand's own -q (or the profile's quiet) counts too;
             # nothing is printed while the shell completes a word.
             if self.name and not ctx.resilient_parsing and (ignored or any(isinstance(v, dict) for v in table.values())):
@@ -187,7 +236,10 @@ def origin_of(ctx: click.Context, name: str) -> str:
     if src == ParameterSource.COMMANDLINE:
         return "command line"
     if src == ParameterSource.ENVIRONMENT:
-        return f"environment ${envvar_for(name)}"
+        param = next((p for p in ctx.command.params if p.name == name), None)
+        envvars = getattr(param, "envvar", None) or [envvar_for(name)]
+        envvars = [envvars] if isinstance(envvars, str) else list(envvars)
+        return f"environment ${next((v for v in envvars if os.environ.get(v)), envvars[0])}"
     if src == ParameterSource.DEFAULT_MAP:
         return f"profile {ctx.meta.get('cmpclient.profile_name')!s} ({ctx.meta.get('cmpclient.config_file')})"
     if src == ParameterSource.PROMPT:

@@ -31,6 +31,7 @@ PUBLIC API (stable; ``nested_cmd`` and every subcommand use it)::
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -48,10 +49,49 @@ AUTH_MODULES = ("HMAC", "EndEntityCertificate", "RegTokenPwd", "DnPartPwd")
 DEFAULT_EJBCA_PORT = 8080
 
 
+class EnvOption(click.Option):
+    """An option whose error messages name its environment variable only when the value
+    came from there (click names it whatever the value's origin: a typo on the command line
+    read "Invalid value for '--popo' (env var: 'CMPCLIENT_POPO')")."""
+
+    def get_error_hint(self, ctx: click.Context | None) -> str:
+        from click.core import ParameterSource
+
+        if ctx is not None and self.name and ctx.get_parameter_source(self.name) == ParameterSource.ENVIRONMENT:
+            used = next((v for v in self._envvars() if os.environ.get(v)), None)
+            if used:
+                return f"'{self.opts[0]}' (from ${used})"
+        return " / ".join(f"'{x}'" for x in self.opts)
+
+    def _envvars(self) -> list[str]:
+        if not self.envvar:
+            return []
+        return [self.envvar] if isinstance(self.envvar, str) else list(self.envvar)
+
+
+def option_envvars(decls: Sequence[str], name: str) -> list[str]:
+    """The environment variables of an option: ``CMPCLIENT_<OPTION>`` after its first long
+    name (``--total-timeout``: ``CMPCLIENT_TOTAL_TIMEOUT``, ``--extraCertsFriendlyName``:
+    ``CMPCLIENT_EXTRA_CERTS_FRIENDLY_NAME``, ``nested --in``: ``CMPCLIENT_IN``), then, when
+    it differs, the one after the parameter name (``CMPCLIENT_INPUTS``), read as well."""
+    import re
+
+    names = []
+    long = next((d.split("/", 1)[0] for d in decls if d.startswith("--")), None)
+    if long:
+        names.append(envvar_for(re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", long[2:]).replace("-", "_")))
+    if envvar_for(name) not in names:
+        names.append(envvar_for(name))
+    return names
+
+
 def opt(*decls: str, name: str, secret: bool = False, **kw: Any) -> Decorator:
-    """click.option with an explicit parameter name and a ``CMPCLIENT_<NAME>`` env var."""
-    kw.setdefault("envvar", envvar_for(name))
+    """click.option with an explicit parameter name and ``CMPCLIENT_<OPTION>`` env vars
+    (:func:`option_envvars`)."""
+    envvars = option_envvars(decls, name)
+    kw.setdefault("envvar", envvars[0] if len(envvars) == 1 else envvars)
     kw.setdefault("show_envvar", True)
+    kw.setdefault("cls", EnvOption)
     if secret:
         SECRET_PARAMS.add(name)
         kw.setdefault("metavar", "SOURCE")
@@ -100,7 +140,7 @@ common_options = _group([
     click.option("--show-config", "show_config", is_flag=True, default=False,
                  help="Print every option's value and where it came from (secrets redacted), then exit."),
     click.option("--allow-insecure-literal-secrets", "allow_literal_secrets", is_flag=True, default=False,
-                 envvar="CMPCLIENT_ALLOW_PASS_LITERAL", help="Accept pass:TEXT secret sources (tests only: argv is public)."),
+                 envvar="CMPCLIENT_ALLOW_PASS_LITERAL", show_envvar=True, help="Accept pass:TEXT secret sources (tests only: argv is public)."),
 ])
 
 server_options = _group([

@@ -1,0 +1,141 @@
+"""Habits of openssl cmp and EJBCA cmpclient users, and the promises around them: profile
+values for repeatable options, --json on every error (click's own usage errors, dump),
+bench's exit status, scheme-less --server, openssl's underscore spellings, the
+CMPCLIENT_<OPTION> names and HTTP status hints."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from cmpclient.cli.main import COMMANDS, cli
+from cmpclient.errors import ExitCode
+
+
+def run(args, env=None, input=None):
+    merged = {"NO_COLOR": "1", "CMPCLIENT_CONFIG": "", "CMPCLIENT_PROFILE": ""}
+    merged.update(env or {})
+    return CliRunner().invoke(cli, [str(a) for a in args], env=merged, input=input, catch_exceptions=False)
+
+
+def show_config(args, env=None):
+    r = run([*args, "--show-config", "--json"], env=env)
+    assert r.exit_code == 0, r.stderr
+    return {row["name"]: row for row in json.loads(r.stdout)["options"]}
+
+
+@pytest.fixture
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------- A: profile values of repeatable options
+
+
+@pytest.mark.parametrize("command,key,option", [
+    ("crmf", "trusted", "trusted"), ("crmf", "untrusted", "untrusted"), ("crmf", "extracerts", "extracerts"),
+    ("crmf", "altname", "altname"), ("p10cr", "sans", None), ("genm", "infotype", "infotype"),
+    ("revoke", "trusted", "trusted"), ("bench", "untrusted", "untrusted"),
+])
+def test_a_single_string_in_a_profile_is_a_one_item_list(tmp_path, command, key, option):
+    if option is None:
+        key, option = "altname", "altname"
+    cfg = tmp_path / "cmp.toml"
+    cfg.write_text(f'[profiles.lw]\n{key} = "/path/RootCA.pem"\n')
+    rows = show_config(["--config", cfg, "--profile", "lw", command])
+    assert rows[option]["value"] == ["/path/RootCA.pem"]
+    assert rows[option]["origin"].startswith("profile lw")
+    # a TOML list still works, and so does the per-command table
+    cfg.write_text(f'[profiles.lw]\n{key} = ["a.pem", "b.pem"]\n[profiles.lw.{command}]\nkeyid = "k"\n')
+    assert show_config(["--config", cfg, "--profile", "lw", command])[option]["value"] == ["a.pem", "b.pem"]
+
+
+def test_a_single_string_for_every_repeatable_option_of_every_profile_command(tmp_path):
+    ctx = click.Context(cli)
+    for name in sorted(COMMANDS):
+        cmd = cli.get_command(ctx, name)
+        if cmd is None or not hasattr(cmd, "params"):
+            continue
+        repeatable = [p.name for p in cmd.params if getattr(p, "multiple", False) and p.name != "inputs"]
+        if not repeatable or name not in ("bench", "certconf", "check", "crmf", "genm", "p10cr", "revoke", "update"):
+            continue
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text("[default]\n" + "".join(f'{p} = "v-{p}"\n' for p in repeatable))
+        extra = ["--state", "x.json"] if name == "certconf" else []
+        rows = show_config([name, *extra], env={"CMPCLIENT_CONFIG": str(cfg)})
+        for p in repeatable:
+            assert rows[p]["value"] == [f"v-{p}"], (name, p)
+
+
+def test_a_bad_profile_value_names_the_key_and_the_file_not_an_env_var(tmp_path):
+    cfg = tmp_path / "cmp.toml"
+    cfg.write_text('[profiles.lw]\ntimeout = "abc"\n')
+    r = run(["--config", cfg, "--profile", "lw", "crmf", "--show-config"])
+    assert r.exit_code == ExitCode.CONFIG, r.stderr
+    assert "env var" not in r.stderr and "CMPCLIENT_TIMEOUT" not in r.stderr
+    assert f"config file '{cfg}', profile lw, key 'timeout': 'abc' is not a number of seconds" in r.stderr
+    assert "--timeout on the command line" in r.stderr
+    # the key as it is spelt, in the per-command table; --json gets the error document
+    cfg.write_text('[lw.crmf]\nimplicit-confirm = "perhaps"\n')
+    r = run(["--json", "--config", cfg, "--profile", "lw", "crmf", "--show-config"])
+    assert r.exit_code == ExitCode.CONFIG
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is False and doc["exit_code"] == 3 and doc["error"] == "ConfigError"
+    assert "profile lw, table [crmf], key 'implicit-confirm'" in doc["message"]
+    # a list for an option that takes one value
+    cfg.write_text('[lw]\nurl = ["http://a/", "http://b/"]\n')
+    r = run(["--config", cfg, "--profile", "lw", "genm", "--show-config"])
+    assert r.exit_code == ExitCode.CONFIG and "key 'url': a list (2 values)" in r.stderr
+
+
+def test_a_value_error_names_the_env_var_only_when_it_came_from_there():
+    r = run(["crmf", "--popo", "sig"])
+    assert r.exit_code == ExitCode.USAGE and "Invalid value for '--popo': 'sig'" in r.stderr
+    assert "env var" not in r.stderr
+    r = run(["crmf", "--show-config"], env={"CMPCLIENT_POPO": "sig"})
+    assert r.exit_code == ExitCode.USAGE and "'--popo' (from $CMPCLIENT_POPO)" in r.stderr
+
+
+# ------------------------------------------------ E: CMPCLIENT_<OPTION> names, --help
+
+
+def test_e_nested_reads_the_documented_variable_names():
+    rows = show_config(["nested"], env={"CMPCLIENT_IN": "a.der", "CMPCLIENT_DUMP": "false"})
+    assert rows["inputs"]["value"] == ["a.der"] and rows["inputs"]["origin"] == "environment $CMPCLIENT_IN"
+    assert rows["dump_responses"]["value"] is False and rows["dump_responses"]["origin"] == "environment $CMPCLIENT_DUMP"
+    rows = show_config(["nested"], env={"CMPCLIENT_INPUTS": "b.der"})  # the old name still works
+    assert rows["inputs"]["value"] == ["b.der"] and rows["inputs"]["origin"] == "environment $CMPCLIENT_INPUTS"
+    rows = show_config(["bench"], env={"CMPCLIENT_CR": "1"})
+    assert rows["use_cr"]["value"] is True
+
+
+def test_e_every_option_with_a_variable_shows_it_in_help_named_after_the_option():
+    ctx = click.Context(cli)
+    for name in sorted(COMMANDS):
+        cmd = cli.get_command(ctx, name)
+        if cmd is None or isinstance(cmd, click.Group) or name in ("serve", "proxy"):
+            continue  # the servers name their variables (CMPCLIENT_TESTCA_*) in their help texts
+        with click.Context(cmd, info_name=name, parent=ctx) as sub:
+            helptext = cmd.get_help(sub)
+        flat = " ".join(helptext.split())
+        for p in cmd.params:
+            if not isinstance(p, click.Option) or not p.envvar or p.hidden:
+                continue
+            envvars = [p.envvar] if isinstance(p.envvar, str) else list(p.envvar)
+            assert p.show_envvar, (name, p.name)
+            assert f"[env var: {', '.join(envvars)}" in flat, (name, p.name)
+            if p.name == "allow_literal_secrets":
+                continue
+            long = next(o for o in p.opts if o.startswith("--"))
+            import re
+
+            documented = "CMPCLIENT_" + re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", long[2:]).replace("-", "_").upper()
+            assert envvars[0] == documented, (name, p.name, envvars)
