@@ -10,8 +10,12 @@ Input formats, detected from the bytes (``-`` reads standard input):
 
 Text goes to stdout; a rich tree when stdout is a terminal and ``NO_COLOR`` is unset, plain
 indented text otherwise. ``--json`` prints the tree of :func:`cmpclient.asn1.dump.dump`
-(one message: the tree itself; several: a list of ``{"source", "message"}``). Files that
-cannot be read are reported on stderr and the command exits with status 5 (PROTOCOL).
+(one message: the tree itself; several: a list of ``{"source", "message"}``). A file that
+cannot be read is reported on stderr and the command exits with the first failure's status:
+3 (CONFIG) for a file that cannot be opened, 5 (PROTOCOL) for one that is not a CMP message.
+With ``--json`` such a file is the error document of every command (``{"ok": false,
+"exit_code", "error", "message", "hint", "source"}``) when it was the only file, else an
+entry ``{"source", "error": {...}}`` of the list in its place.
 """
 
 from __future__ import annotations
@@ -218,7 +222,9 @@ def dump(ctx: click.Context, files: tuple[str, ...], json_output: bool | None, m
 
     FILE is a file name or - for standard input. OIDs are named, failInfo bits spelled out,
     certificates summarised. A file that is not a CMP message is reported on stderr and the
-    exit status is 5.
+    exit status is 5 (3: a file that cannot be read). With --json the error is in the
+    output too: one FILE gives the error document ({"ok": false, "exit_code": 5, ...,
+    "source": FILE}), several give a {"source", "error"} entry in the list in its place.
 
     \b
     Examples:
@@ -232,24 +238,29 @@ def dump(ctx: click.Context, files: tuple[str, ...], json_output: bool | None, m
     out = get_output(ctx)
     as_json = bool(json_output) or out.json
     results: list[tuple[str, dict[str, Any]]] = []
+    entries: list[dict[str, Any]] = []  # --json: per message, or per file that failed
     failed: ExitCode | None = None
     for path in files:
         name = "<stdin>" if path == "-" else path
         try:
-            items = read_items(_read_source(path), name)
-            for item in items:
-                results.append((item.source, tree_of(item, max_depth=max_depth)))
+            for item in read_items(_read_source(path), name):
+                tree = tree_of(item, max_depth=max_depth)
+                results.append((item.source, tree))
+                entries.append({"source": item.source, "message": tree})
+            continue
         except CMPClientError as exc:
-            code = _report(exc, name)
-            failed = failed or code
+            error: CMPClientError = exc
         except RecursionError:
-            code = _report(DecodeError(f"{name}: structure nested too deeply"), name)
-            failed = failed or code
+            error = DecodeError(f"{name}: structure nested too deeply")
+        code = _report(error, name)
+        failed = failed or code
+        entries.append({"source": name, "error": _error_document(error, code)})
     if as_json:
-        if len(results) == 1 and len(files) == 1:
-            doc: Any = results[0][1]
+        if len(files) == 1 and len(entries) == 1:
+            # One file: its tree, or the error document every command prints (with "source").
+            doc: Any = entries[0].get("message") or {**entries[0]["error"], "source": entries[0]["source"]}
         else:
-            doc = [{"source": s, "message": t} for s, t in results]
+            doc = entries
         click.echo(json.dumps(doc, indent=2))
     else:
         rich = _want_rich()
@@ -263,6 +274,12 @@ def dump(ctx: click.Context, files: tuple[str, ...], json_output: bool | None, m
                 click.echo(_dump.render_text(tree), nl=False)
     if failed:
         ctx.exit(int(failed))  # the first failure's code
+
+
+def _error_document(exc: CMPClientError, code: ExitCode) -> dict[str, Any]:
+    from cmpclient.cli.render import error_document
+
+    return error_document(exc, code)
 
 
 def _report(exc: CMPClientError, source: str) -> ExitCode:

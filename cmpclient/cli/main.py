@@ -64,6 +64,24 @@ class LazyGroup(click.Group):
             raise click.UsageError(f"the '{name}' command is not available in this installation ({why})")
         return super().resolve_command(ctx, args)
 
+    # click's own usage errors (a bad Choice, an unknown option or command, a missing
+    # argument) are printed by click on stderr; with --json stdout carries the error
+    # document as well, like every other error (render.report_usage_error).
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["cmpclient.argv"] = list(args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.ClickException as exc:
+            _json_usage_error(ctx, exc)
+            raise
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            _json_usage_error(ctx, exc)
+            raise
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
         for name in self.list_commands(ctx):
@@ -74,6 +92,17 @@ class LazyGroup(click.Group):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+
+def _json_usage_error(ctx: click.Context, exc: click.ClickException) -> None:
+    """The JSON error document of a click error, when --json was asked for (once)."""
+    if getattr(exc, "_cmpclient_reported", False):
+        return
+    from cmpclient.cli.render import emit_usage_error, get_output, json_requested
+
+    if get_output(ctx).json or json_requested(ctx.meta.get("cmpclient.argv") or ()):
+        emit_usage_error(exc, get_output(ctx))
+    exc._cmpclient_reported = True  # type: ignore[attr-defined]
 
 
 def _print_version(verbose: int) -> None:
@@ -97,6 +126,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 config, 4 transport, 5 protocol,
 6 protection/trust, 7 rejected by the CA, 8 timeout, 130 interrupted.
 Secrets are SOURCES (env:VAR, file:PATH, fd:N, stdin), never literals.
 Options default from CMPCLIENT_<OPTION> and from --config/--profile (TOML).
+--json: one document on stdout, results or error (usage errors too).
 """
 
 

@@ -224,6 +224,35 @@ def error_document(exc: BaseException, code: int) -> dict[str, Any]:
     return doc
 
 
+def json_requested(args: Any) -> bool:
+    """Whether raw command-line ``args`` ask for ``--json`` (before click has parsed them:
+    a usage error can stop parsing before the option is seen)."""
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
+
+
+def usage_error_document(exc: click.ClickException) -> dict[str, Any]:
+    """The error document of one of click's own errors: the shape of :func:`error_document`,
+    ``"error": "UsageError"`` for every usage error (bad option, value, command, missing
+    argument) as for cmpclient's own, and the ``--help`` to look at as the hint."""
+    usage = isinstance(exc, click.UsageError)
+    hint = None
+    ctx = getattr(exc, "ctx", None)
+    if usage and ctx is not None:
+        hint = f"see '{ctx.command_path} --help'"
+    return {"ok": False, "exit_code": int(exc.exit_code), "error": "UsageError" if usage else type(exc).__name__,
+            "message": exc.format_message(), "hint": hint}
+
+
+def emit_usage_error(exc: click.ClickException, out: Output) -> None:
+    """Print :func:`usage_error_document` on stdout (click prints its text on stderr)."""
+    out.emit_json(usage_error_document(exc))
+
+
 def report_error(exc: BaseException, out: Output) -> int:
     """Print the diagnostics of ``exc`` (stderr; also a JSON document with --json) and
     return the exit code."""

@@ -139,3 +139,58 @@ def test_e_every_option_with_a_variable_shows_it_in_help_named_after_the_option(
 
             documented = "CMPCLIENT_" + re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", long[2:]).replace("-", "_").upper()
             assert envvars[0] == documented, (name, p.name, envvars)
+
+
+# ------------------------------------------------------------ B: --json on every error
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--json", "crmf", "--popo", "sig"], "Invalid value for '--popo'"),
+    (["crmf", "--popo", "sig", "--json"], "Invalid value for '--popo'"),
+    (["--json", "crmf", "--bogus"], "No such option '--bogus'"),
+    (["--json", "--bogus", "crmf"], "No such option '--bogus'"),
+    (["--json", "bogus"], "No such command 'bogus'"),
+    (["--json", "nested"], "Missing option '--in'"),
+    (["--json", "bench", "-n", "0"], "Invalid value for '--count' / '-n'"),
+    (["--json", "testca", "ee", "add"], "Missing option '--username'"),
+    (["--json", "dump"], "Missing argument 'FILE...'"),
+])
+def test_b_click_usage_errors_print_the_json_error_document(args, message):
+    r = run(args)
+    assert r.exit_code == ExitCode.USAGE
+    doc = json.loads(r.stdout)  # exactly one document
+    assert doc["ok"] is False and doc["exit_code"] == 2 and doc["error"] == "UsageError"
+    assert message in doc["message"] and doc["hint"].startswith("see '") and doc["hint"].endswith(" --help'")
+    assert message in r.stderr  # people still get click's text on stderr
+
+
+def test_b_no_json_document_without_json():
+    r = run(["crmf", "--popo", "sig"])
+    assert r.exit_code == ExitCode.USAGE and r.stdout == ""
+
+
+def test_b_dump_json_error_document(tmp_path):
+    bad = tmp_path / "truncated.der"
+    bad.write_bytes(b"\x30\x82\x01")
+    r = run(["--json", "dump", bad])
+    assert r.exit_code == ExitCode.PROTOCOL
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is False and doc["exit_code"] == 5 and doc["error"] == "DecodeError"
+    assert "truncated" in doc["message"] and doc["source"] == str(bad)
+    r = run(["dump", "--json", "/nonexistent/x.der"])
+    assert r.exit_code == ExitCode.CONFIG and json.loads(r.stdout)["exit_code"] == 3
+
+
+def test_b_dump_json_several_files_carry_the_error_in_place(tmp_path):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    good = sorted((repo / "tests" / "vectors" / "openssl").glob("*/rsp1.der"))[0]
+    bad = tmp_path / "truncated.der"
+    bad.write_bytes(b"\x30\x82\x01")
+    r = run(["dump", "--json", bad, good])
+    assert r.exit_code == ExitCode.PROTOCOL
+    doc = json.loads(r.stdout)
+    assert [sorted(e) for e in doc] == [["error", "source"], ["message", "source"]]
+    assert doc[0]["source"] == str(bad) and doc[0]["error"]["exit_code"] == 5
+    assert doc[1]["source"] == str(good) and "bodyType" in doc[1]["message"]
