@@ -194,3 +194,39 @@ def test_b_dump_json_several_files_carry_the_error_in_place(tmp_path):
     assert [sorted(e) for e in doc] == [["error", "source"], ["message", "source"]]
     assert doc[0]["source"] == str(bad) and doc[0]["error"]["exit_code"] == 5
     assert doc[1]["source"] == str(good) and "bodyType" in doc[1]["message"]
+
+
+# ------------------------------------------------------------------- C: bench exit status
+
+
+def test_c_bench_transport_failures_exit_4_with_no_latency(closed_port):
+    args = ["bench", "--url", f"http://127.0.0.1:{closed_port}/x", "--authparam", "env:CMP_SECRET", "--keyid", "ra",
+            "-n", "3", "-c", "1"]
+    r = run(args, env={"CMP_SECRET": "x"})
+    assert r.exit_code == ExitCode.TRANSPORT, r.output
+    assert r.stdout.startswith("0/3 ok") and "latency n/a" in r.stdout and "0.0 ms" not in r.stdout
+    assert "3 x TransportError" in r.stderr
+    r = run([*args, "--json"], env={"CMP_SECRET": "x"})
+    assert r.exit_code == ExitCode.TRANSPORT
+    doc = json.loads(r.stdout)
+    assert doc["latency_ms"] == {"p50": None, "p90": None, "p99": None} and doc["exit_code"] == 4
+
+
+@pytest.mark.parametrize("errors,code", [
+    ({"CMPRejection: rejected": 2}, ExitCode.REJECTED),
+    ({"CMPErrorMessage: bad": 4}, ExitCode.REJECTED),
+    ({"TransportError: connection refused by http://x/": 5}, ExitCode.TRANSPORT),
+    ({"HTTPStatusError: HTTP 500": 1}, ExitCode.TRANSPORT),
+    ({"TransportTimeout: read timed out": 1}, ExitCode.TIMEOUT),
+    ({"PollTimeout: x": 1}, ExitCode.TIMEOUT),
+    ({"ProtectionError: bad MAC": 1}, ExitCode.PROTECTION),
+    ({"TrustError: x": 1}, ExitCode.PROTECTION),
+    ({"ProtocolError: nonce": 1}, ExitCode.PROTOCOL),
+    ({"SomethingElse: ?": 1}, ExitCode.FAILURE),
+    ({"CMPRejection: a": 3, "TransportError: b": 1, "TransportTimeout: c": 1}, ExitCode.REJECTED),
+    ({"CMPRejection: a": 1, "CMPErrorMessage: a": 1, "TransportError: b": 2}, ExitCode.TRANSPORT),  # 2 vs 2
+])
+def test_c_bench_exit_status_is_the_most_frequent_kind_of_failure(errors, code):
+    from cmpclient.cli.bench_cmd import exit_code_of
+
+    assert exit_code_of(errors) == code
