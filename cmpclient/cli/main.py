@@ -130,8 +130,18 @@ Options default from CMPCLIENT_<OPTION> and from --config/--profile (TOML).
 """
 
 
+def openssl_spelling(token: str) -> str:
+    """click's ``token_normalize_func``: ``_`` reads as ``-``, so openssl cmp's spellings
+    (``--implicit_confirm``, ``--total_timeout``, ``--unprotected_errors``) name the same
+    options. click applies it to option names, command names and Choice values alike (none
+    of which holds a ``_`` of its own); option values, profile keys and environment
+    variables are not touched."""
+    return token.replace("_", "-")
+
+
 @click.group(cls=LazyGroup, invoke_without_command=True, epilog=EPILOG,
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100,
+                               "token_normalize_func": openssl_spelling})
 @click.option("--version", "version", is_flag=True, help="Print the version (with -v: dependency versions) and exit.")
 @click.option("-v", "--verbose", "verbose", count=True, help="More output (-v, -vv, -vvv dumps every message).")
 @click.option("-q", "--quiet", "quiet", is_flag=True, help="Only errors on stderr.")
@@ -143,7 +153,9 @@ def cli(ctx: click.Context, version: bool, verbose: int, quiet: bool, json_outpu
         config: str | None, profile: str | None) -> None:
     """cmpclient: a Certificate Management Protocol (CMP, RFC 9810/4210) client.
 
-    EJBCA cmpclient option names work, with openssl cmp spellings as aliases.
+    EJBCA cmpclient option names work, with openssl cmp spellings as aliases: an
+    underscore in an option name reads as a dash (--implicit_confirm, --total_timeout),
+    and a --server without a scheme is http:// (--server 127.0.0.1:8080/pkix/).
     """
     if version:
         _print_version(verbose)

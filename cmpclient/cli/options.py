@@ -144,8 +144,9 @@ common_options = _group([
 ])
 
 server_options = _group([
-    opt("--url", "--server", name="url", metavar="URL",
-        help="CMP server: http://, https:// or tcp://host:port. Without it --host/--port/--alias build the EJBCA URL. "
+    opt("--url", "--server", name="url", metavar="URL", callback=lambda _ctx, _param, value: with_scheme(value),
+        help="CMP server: http://, https:// or tcp://host:port; without a scheme http:// is meant, as with openssl "
+        "(host[:port][/path], [::1]:port/path). Without it --host/--port/--alias build the EJBCA URL. "
         "A user:password@ in it (HTTP Basic auth) is a secret: only from CMPCLIENT_URL or a profile, never on the command line."),
     opt("--host", name="host", help="EJBCA host (used when --url is not given)."),
     opt("--port", name="port", type=int, help=f"EJBCA HTTP port (default {DEFAULT_EJBCA_PORT})."),
@@ -304,9 +305,25 @@ def _certs_from(paths: Sequence[str]) -> list[Any]:
     return out
 
 
+#: Schemes a server URL may name; "http:/x" or "tcp:x" (a slash short) is left for the
+#: transport to refuse rather than read as a host called "http".
+_SCHEMES = ("http", "https", "tcp")
+
+
+def with_scheme(url: str | None) -> str | None:
+    """``url`` with ``http://`` in front when it names no scheme, as openssl cmp's
+    ``-server [http[s]://]host[:port][/path]`` does: ``127.0.0.1:8080/pkix/``,
+    ``[::1]:8080/pkix/`` and ``ca.example`` are HTTP URLs."""
+    if not url or "://" in url:
+        return url
+    if url.split(":", 1)[0].lower() in _SCHEMES:
+        return url
+    return "http://" + url
+
+
 def server_url(params: dict[str, Any]) -> str | None:
     if params.get("url"):
-        return str(params["url"])
+        return with_scheme(str(params["url"]))
     if params.get("host") or params.get("alias"):
         host = params.get("host") or "localhost"
         port = params.get("port") or DEFAULT_EJBCA_PORT

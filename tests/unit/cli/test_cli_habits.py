@@ -230,3 +230,63 @@ def test_c_bench_exit_status_is_the_most_frequent_kind_of_failure(errors, code):
     from cmpclient.cli.bench_cmd import exit_code_of
 
     assert exit_code_of(errors) == code
+
+
+# -------------------------------------------------------------------- D: openssl habits
+
+
+def test_d_server_without_a_scheme_is_http(closed_port):
+    from cmpclient.cli.options import with_scheme
+
+    assert with_scheme("127.0.0.1:8080/pkix/") == "http://127.0.0.1:8080/pkix/"
+    assert with_scheme("[::1]:8080/pkix/") == "http://[::1]:8080/pkix/"
+    assert with_scheme("ca.example") == "http://ca.example"
+    for url in ("https://ca/x", "tcp://ca:829", "HTTP://ca/x", None, ""):
+        assert with_scheme(url) == url
+    assert with_scheme("http:/ca/x") == "http:/ca/x"  # a typo stays a typo (the transport refuses it)
+    r = run(["genm", "--server", f"127.0.0.1:{closed_port}/pkix/", "--secret", "env:S"], env={"S": "x"})
+    assert r.exit_code == ExitCode.TRANSPORT, r.stderr
+    assert f"http://127.0.0.1:{closed_port}/pkix/" in r.stderr and "unsupported server URL" not in r.stderr
+    rows = show_config(["genm", "--server", "[::1]:8080/pkix/"])
+    assert rows["url"]["value"] == "http://[::1]:8080/pkix/"
+    rows = show_config(["genm"], env={"CMPCLIENT_URL": "localhost:8080/x"})
+    assert rows["url"]["value"] == "http://localhost:8080/x"
+    # a password in a scheme-less URL is still refused on the command line
+    r = run(["genm", "--server", f"u:pw@127.0.0.1:{closed_port}/", "--secret", "env:S"],
+            env={"S": "x", "CMPCLIENT_ALLOW_PASS_LITERAL": ""})
+    assert r.exit_code == ExitCode.CONFIG and "refused on the command line" in r.stderr and "pw" not in r.stderr
+
+
+@pytest.mark.parametrize("command", ["crmf", "p10cr", "update", "revoke", "genm", "bench"])
+def test_d_openssl_underscore_spellings(command):
+    args = [command, "--unprotected_errors", "--total_timeout", "5", "--keep_alive", "--expect_sender", "CN=x",
+            "--ignore_keyusage", "--missing_recip_nonce", "--tls_insecure", "--pbm_iterations=7"]
+    if command in ("crmf", "p10cr", "update", "bench"):
+        args.append("--implicit_confirm")
+    rows = show_config(args)
+    for name, value in [("unprotected_errors", True), ("total_timeout", 5.0), ("keep_alive", True),
+                        ("expect_sender", "CN=x"), ("ignore_keyusage", True), ("missing_recip_nonce", True),
+                        ("tls_insecure", True), ("pbm_iterations", 7)]:
+        assert rows[name]["value"] == value and rows[name]["origin"] == "command line", name
+    if "--implicit_confirm" in args:
+        assert rows["implicit_confirm"]["value"] is True
+
+
+def test_d_underscores_leave_choices_commands_profiles_and_env_alone(tmp_path):
+    # Choice values (case-insensitive ones keep their canonical spelling) and commands
+    rows = show_config(["crmf", "--popo", "RAVERIFY", "--authmodule", "hmac", "--no_keep_alive"])
+    assert rows["popo"]["value"] == "raverify" and rows["authmodule"]["value"] == "HMAC"
+    assert rows["keep_alive"]["value"] is False
+    assert run(["check", "--expect", "ejbca", "--list"]).exit_code == 0
+    assert run(["completion", "bash"]).exit_code == 0
+    assert run(["testca", "ee", "--help"]).exit_code == 0
+    assert run(["crmf", "--extraCertsFriendlyName", "x", "--show-config"]).exit_code == 0
+    # profile keys in either spelling, environment variables with underscores
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[default]\ntotal_timeout = 9\nexpect-sender = "CN=p"\n')
+    rows = show_config(["crmf"], env={"CMPCLIENT_CONFIG": str(cfg), "CMPCLIENT_UNPROTECTED_ERRORS": "1"})
+    assert rows["total_timeout"]["value"] == 9 and rows["expect_sender"]["value"] == "CN=p"
+    assert rows["unprotected_errors"]["origin"] == "environment $CMPCLIENT_UNPROTECTED_ERRORS"
+    # an unknown underscore option is still an error, suggesting the documented spelling
+    r = run(["crmf", "--implicit_confirmm"])
+    assert r.exit_code == ExitCode.USAGE and "--implicit-confirm" in r.stderr
