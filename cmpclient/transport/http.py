@@ -349,8 +349,10 @@ def _status_hint(status: int, url: str, location: str | None) -> str:
         return "the server could not use the request: check the alias' configuration and the message"
     if status in (401, 403):
         return "access denied: check the TLS client certificate (client_cert) and the CA's authorization"
-    if status == 405:
-        return "the server does not accept POST at this URL; check the path"
+    if status in (405, 501):
+        # 501 Not Implemented: a server without POST at all (python -m http.server, a plain
+        # file server), not a CMP server failing.
+        return "the server does not accept POST at this URL: probably not a CMP endpoint; check the URL and its path"
     if status in (413, 414):
         return "the request is too large for the server"
     if 500 <= status < 600:

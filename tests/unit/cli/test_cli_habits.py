@@ -290,3 +290,40 @@ def test_d_underscores_leave_choices_commands_profiles_and_env_alone(tmp_path):
     # an unknown underscore option is still an error, suggesting the documented spelling
     r = run(["crmf", "--implicit_confirmm"])
     assert r.exit_code == ExitCode.USAGE and "--implicit-confirm" in r.stderr
+
+
+# ------------------------------------------------------------ E: HTTP status hints
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """python -m http.server: answers POST with 501 Not Implemented."""
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_e_http_501_hints_that_this_is_not_a_cmp_endpoint(file_server):
+    r = run(["genm", "--url", file_server, "--secret", "env:S"], env={"S": "x"})
+    assert r.exit_code == ExitCode.TRANSPORT
+    assert "501" in r.stderr and "probably not a CMP endpoint" in r.stderr and "CA's log" not in r.stderr
+
+
+@pytest.mark.parametrize("status,needle", [
+    (501, "probably not a CMP endpoint"), (405, "probably not a CMP endpoint"), (500, "CA's log"),
+    (503, "CA's log"), (404, "<alias>"),
+])
+def test_e_status_hints(status, needle):
+    from cmpclient.transport.http import _status_hint
+
+    assert needle in _status_hint(status, "http://x/", None)
