@@ -166,7 +166,7 @@ server_options = _group([
     opt("--tls-insecure", name="tls_insecure", is_flag=True, default=False, help="Do NOT verify the HTTPS server certificate."),
     opt("--reqout", name="reqout", metavar="FILES", help="Save requests (DER), comma-separated: one file per message."),
     opt("--rspout", name="rspout", metavar="FILES", help="Save responses (DER), comma-separated: one file per message."),
-    opt("--reqin", name="reqin", metavar="FILES", help="Send these saved requests instead of the built ones."),
+    opt("--reqin", name="reqin", metavar="FILES", help="Send these saved requests, in order, instead of the built ones (the answers are checked against them); then the built ones."),
     opt("--rspin", name="rspin", metavar="FILES", help="Take responses from these files instead of the server."),
 ])
 
