@@ -16,7 +16,7 @@ import click
 
 from cmpclient.cli.config import ProfileCommand
 from cmpclient.cli.enroll_cmd import _apply, _newkey_options
-from cmpclient.cli.options import auth_options, build_client, common_options, opt, server_options, trust_options
+from cmpclient.cli.options import auth_options, build_client, common_options, opt, server_options, trust_options, unprotected_option
 from cmpclient.cli.render import handle_errors
 from cmpclient.cli.results import begin
 from cmpclient.errors import ExitCode, UsageError
@@ -66,7 +66,7 @@ _BENCH_OPTS = [
     *_newkey_options,
     opt("--implicit-confirm", name="implicit_confirm", is_flag=True, default=False,
         help="Ask for implicit confirmation (no certConf)."),
-    server_options, auth_options, trust_options, common_options,
+    server_options, auth_options, unprotected_option, trust_options, common_options,
     click.pass_context, handle_errors,
 ]
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from cmpclient.cli.config import ProfileCommand
-from cmpclient.cli.options import auth_options, build_client, common_options, opt, server_options, trust_options
+from cmpclient.cli.options import auth_options, build_client, common_options, opt, server_options, trust_options, unprotected_option
 from cmpclient.cli.render import handle_errors
 from cmpclient.cli.results import begin, cert_rows, serial_hex
 from cmpclient.errors import ConfigError, UsageError
@@ -39,6 +39,7 @@ def load_state(path: str) -> tuple[Any, dict[str, Any]]:
 @opt("--reason", name="reason", metavar="TEXT", help="Why the certificate is rejected (statusString).")
 @server_options
 @auth_options
+@unprotected_option
 @trust_options
 @common_options
 @click.pass_context
@@ -46,7 +47,8 @@ def load_state(path: str) -> tuple[Any, dict[str, Any]]:
 def certconf(ctx: click.Context, **_: Any) -> None:
     """Send the certConf of an earlier transaction run with --no-confirm.
 
-    The server URL defaults to the one saved in the state file.
+    The server URL defaults to the one saved in the state file; the credentials are not
+    saved there: give those of the enrolment again (--authparam/--keyid or --cert/--key).
     """
     from cryptography import x509
 

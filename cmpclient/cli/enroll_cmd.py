@@ -22,6 +22,7 @@ from cmpclient.cli.options import (
     request_options,
     server_options,
     trust_options,
+    unprotected_option,
 )
 from cmpclient.cli.render import handle_errors
 from cmpclient.cli.results import begin
@@ -313,7 +314,8 @@ def run_enroll(ctx: click.Context, kind: str, request: Any, *, private_key: Any,
     kem_creds = creds if creds is not None and _is_mlkem(getattr(creds, "key", None)) else None
     # An ML-KEM certificate cannot sign: it authenticates with a KEM-based MAC (RFC 9810
     # section 5.1.3.4) after a genm/genp KemCiphertextInfo exchange in the same transaction.
-    config, cleanup = build_client(params, ctx=ctx, creds=None if kem_creds is not None else creds)
+    config, cleanup = build_client(params, ctx=ctx, creds=None if kem_creds is not None else creds,
+                                   allow_unprotected=kem_creds is not None)
     if private_key is not None and _is_mlkem(private_key) and config.pvno < 3:
         config.pvno = 3  # the encrypted certificate for an ML-KEM key needs EnvelopedData (CMPv3)
     transaction = None
@@ -487,7 +489,7 @@ _CRMF_OPTS = [
     opt("--protocol-encr-key", name="protocol_encr_key", metavar="RSA|EC|ML-KEM-768|ML-KEM-1024|FILE",
         help="Key the CA encrypts the generated private key to (default: a fresh RSA key; ML-KEM implies --pvno 3)."),
     *_popo_and_nesting_options,
-    request_options, server_options, auth_options, trust_options, output_options, common_options,
+    request_options, server_options, auth_options, unprotected_option, trust_options, output_options, common_options,
     click.pass_context, handle_errors,
 ]
 
@@ -577,7 +579,7 @@ _P10_OPTS = [
     click.command("p10cr", cls=ProfileCommand),
     opt("--csr", name="csr", type=click.Path(dir_okay=False), help="The PKCS#10 request (PEM/DER); else one is built from the new key."),
     *_newkey_options,
-    request_options, server_options, auth_options, trust_options, output_options, common_options,
+    request_options, server_options, auth_options, unprotected_option, trust_options, output_options, common_options,
     click.pass_context, handle_errors,
 ]
 
@@ -611,7 +613,7 @@ _UPDATE_OPTS = [
     opt("--oldcert", name="oldcert", type=click.Path(dir_okay=False),
         help="The certificate to update (default: --cert / the keystore's). Another EE's certificate makes an RA request."),
     *_popo_and_nesting_options,
-    request_options, server_options, auth_options, trust_options, output_options, common_options,
+    request_options, server_options, auth_options, unprotected_option, trust_options, output_options, common_options,
     click.pass_context, handle_errors,
 ]
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from cmpclient.cli.config import ProfileCommand
-from cmpclient.cli.options import auth_options, build_client, common_options, opt, server_options, trust_options
+from cmpclient.cli.options import auth_options, build_client, common_options, opt, server_options, trust_options, unprotected_option
 from cmpclient.cli.render import handle_errors
 from cmpclient.cli.results import begin
 from cmpclient.errors import UsageError
@@ -109,6 +109,7 @@ def _write_certs(path: Path, ders: list[bytes]) -> None:
 @opt("--crlout", name="crlout", type=click.Path(dir_okay=False), help="crlStatusList: write the returned CRL(s) (DER, first one).")
 @server_options
 @auth_options
+@unprotected_option
 @trust_options
 @common_options
 @click.pass_context

@@ -26,5 +26,5 @@ OPTION_NAMES = frozenset({
     "reqout", "rsa_pss", "rspin", "rspout", "same_key", "sender", "serno", "server_keygen",
     "show_config", "skip", "srvcert", "state", "state_out", "subject_template", "timeout", "tls_ca",
     "tls_cert", "tls_insecure", "tls_key", "total_timeout", "trusted", "unprotected_errors",
-    "untrusted", "url", "use_cr", "use_ir", "verbose"
+    "unprotected_requests", "untrusted", "url", "use_cr", "use_ir", "verbose"
 })

@@ -12,6 +12,7 @@ PUBLIC API (stable; ``nested_cmd`` and every subcommand use it)::
     @trust_options       # --trusted/--srvcert/--untrusted, leniency switches
                          # (--unprotected-errors, --missing-recip-nonce, --accept-pvno1,
                          # --ignore-keyusage)
+    @unprotected_option  # --unprotected-requests (commands that send: not check, not nested)
     @output_options      # --dest, --certout/--keyout/--chainout/--extracertsout/--cacertsout,
                          # --p12 / --p12-password
     @common_options      # -v/-q/--json/--config/--profile/--show-config (also on the group)
@@ -19,6 +20,8 @@ PUBLIC API (stable; ``nested_cmd`` and every subcommand use it)::
     build_client(params: dict, *, ctx: click.Context | None = None)
         -> tuple[ClientConfig, Callable[[], None]]
         # ``params`` is ``ctx.params`` after config/profile merging (see config.py);
+        # without credentials (no MAC secret, no signing key, no --authmodule) it raises
+        # UsageError unless --unprotected-requests (or allow_unprotected=True) is given;
         # returns a ready ClientConfig (transport opened, protection, trust, leniency,
         # on_message hooks for -vvv/--reqout/--rspout) and a ``cleanup()`` that closes the
         # transport and writes capture files.  Raises cmpclient.errors.* (render.py maps
@@ -190,6 +193,16 @@ auth_options = _group([
     opt("--pbmac1", name="pbmac1", is_flag=True, default=False, help="Use PBMAC1 (RFC 9481) instead of PasswordBasedMac."),
     opt("--digest", name="digest", default="sha256", show_default=True, help="Digest for signatures (protection and POPO)."),
     opt("--rsa-pss", name="rsa_pss", is_flag=True, default=False, help="Sign with RSASSA-PSS."),
+])
+
+#: --unprotected-requests: on the commands that send requests built from these options
+#: (crmf, p10cr, update, revoke, certconf, genm, bench); without credentials they refuse
+#: to send (:func:`refuse_unprotected`), as openssl cmp does.
+unprotected_option = _group([
+    opt("--unprotected-requests", name="unprotected_requests", is_flag=True, default=False,
+        help="Send the requests without protection when no credentials are given (no --authparam, "
+             "--cert/--key or --keystore); without it such a command is refused, as with openssl "
+             "-unprotected_requests."),
 ])
 
 trust_options = _group([
@@ -413,24 +426,46 @@ def build_protection(params: dict[str, Any], creds: Credentials | None) -> tuple
     return None, module
 
 
+CREDENTIAL_HINT = ("give --authparam SOURCE with --keyid REF (shared secret, MAC), or --cert FILE --key FILE "
+                   "or --keystore FILE (signature); --unprotected-requests sends the request unprotected on purpose")
+
+
+def refuse_unprotected(params: dict[str, Any], protection: Any, module: str | None, *, command: str | None = None) -> None:
+    """UsageError when a request would go out unprotected without anybody asking for it: no
+    credentials (no --authparam, no signing key, no --authmodule) and no --unprotected-requests.
+    openssl cmp refuses the same way ("must give -key or -secret unless -unprotected_requests
+    is used"). The library (ClientConfig(protection=None)) is not affected."""
+    if protection is not None or module is not None or params.get("unprotected_requests"):
+        return
+    what = f"{command}: " if command else ""
+    hint = CREDENTIAL_HINT
+    if command == "certconf":
+        hint = ("the state file does not record the credentials: give those of the enrolment again ("
+                + CREDENTIAL_HINT.split("give ", 1)[1] + ")")
+    raise UsageError(f"{what}no credentials to protect the request with", hint=hint)
+
+
 def build_client(
     params: dict[str, Any],
     *,
     ctx: click.Context | None = None,
     creds: Credentials | None | bool = True,
+    allow_unprotected: bool = False,
 ) -> tuple[Any, Callable[[], None]]:
     """A ready :class:`~cmpclient.client.ClientConfig` and its ``cleanup()``.
 
     ``params`` are a command's parsed options (``ctx.params``) using the groups above.
     ``creds``: True loads --keystore/--cert/--key for signature protection, or pass a
-    :class:`Credentials`/None.
+    :class:`Credentials`/None. Without any credentials it raises UsageError unless
+    ``params["unprotected_requests"]`` or ``allow_unprotected`` (the caller protects the
+    requests itself, e.g. with a KEM-based MAC) says so.
     """
     from cmpclient.client import ClientConfig, Leniency
     from cmpclient.cli.render import get_output
 
     if creds is True:
         creds = load_credentials(params)
-    protection, _module = build_protection(params, creds or None)  # type: ignore[arg-type]
+    protection, module = build_protection(params, creds or None)  # type: ignore[arg-type]
     trusted = _certs_from(params.get("trusted") or ())
     untrusted = _certs_from(params.get("untrusted") or ())
     server_cert = _certs_from([params["srvcert"]])[0] if params.get("srvcert") else None
@@ -439,7 +474,14 @@ def build_client(
         sender = params.get("dn")
     recipient = params.get("recipient") or params.get("issuer") or ""
     out = get_output(ctx)
-    transport = open_client_transport(params)
+    transport = open_client_transport(params)  # "no CMP server" comes first
+    if not allow_unprotected:
+        try:
+            refuse_unprotected(params, protection, module,
+                               command=ctx.command.name if ctx is not None and ctx.command else None)
+        except UsageError:
+            transport.close()
+            raise
     extra = [c.public_bytes(_der()) for c in _certs_from(params.get("extracerts") or ())]
     config = ClientConfig(
         transport=transport,

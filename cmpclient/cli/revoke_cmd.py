@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from cmpclient.cli.config import ProfileCommand
-from cmpclient.cli.options import auth_options, build_client, common_options, load_credentials, opt, server_options, trust_options
+from cmpclient.cli.options import auth_options, build_client, common_options, load_credentials, opt, server_options, trust_options, unprotected_option
 from cmpclient.cli.render import get_output, handle_errors
 from cmpclient.cli.results import begin, serial_hex
 from cmpclient.errors import UsageError
@@ -52,6 +52,7 @@ def _reason_name(code: int | None) -> str:
      "cessationOfOperation, certificateHold, removeFromCRL, privilegeWithdrawn, aACompromise, or its code.")
 @server_options
 @auth_options
+@unprotected_option
 @trust_options
 @common_options
 @click.pass_context

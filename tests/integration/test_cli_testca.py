@@ -201,11 +201,54 @@ def test_reqin_and_rspin_replay_a_captured_transaction_offline(testca_server, tm
 
 
 def test_an_unprotected_request_refused_gets_a_hint_about_credentials(testca_server):
-    """No credentials: the request goes out unprotected and the CA refuses it with an
+    """--unprotected-requests: the request goes out unprotected and the CA refuses it with an
     unprotected error; the hint points at the missing credentials, not at
     --unprotected-errors alone (which would only show the refusal)."""
-    r = _cli("genm", "--url", testca_server.url("ra"))
+    r = _cli("genm", "--url", testca_server.url("ra"), "--unprotected-requests")
     assert r.exit_code == 6, r.output
     assert "our request was not protected" in r.output and "--authparam" in r.output
-    shown = _cli("genm", "--url", testca_server.url("ra"), "--unprotected-errors")
+    shown = _cli("genm", "--url", testca_server.url("ra"), "--unprotected_requests", "--unprotected-errors")
     assert shown.exit_code == 7 and "not protected" in shown.output.lower(), shown.output
+
+
+@pytest.mark.parametrize("args", [
+    ["genm"],
+    ["crmf", "--dn", "CN=nocreds,O=Test", "--reqnewkeyspec", "secp256r1", "--keyout", "/dev/null"],
+    ["p10cr", "--dn", "CN=nocreds,O=Test", "--reqnewkeyspec", "secp256r1", "--keyout", "/dev/null"],
+    ["revoke", "--issuer", "CN=x", "--serno", "1A"],
+    ["bench", "-n", "1", "-c", "1"],
+    ["crmf", "--dn", "CN=nocreds,O=Test", "--reqnewkeyspec", "secp256r1", "--keyout", "/dev/null", "--keyid", "ref"],
+])
+def test_no_credentials_is_refused_before_sending(testca_server, args):
+    """Without --authparam, --cert/--key or --keystore the request would go out unprotected:
+    refused as a usage error before anything is sent (as openssl's "must give -key or
+    -secret unless -unprotected_requests is used"), with a hint naming the options."""
+    before = _cli("testca", "cert", "list", "--data-dir", str(testca_server.data_dir), "--json").stdout
+    r = _cli(args[0], "--url", testca_server.url("ra"), *args[1:])
+    assert r.exit_code == 2, r.output
+    assert "no credentials to protect the request" in r.stderr
+    for option in ("--authparam", "--cert", "--keystore", "--unprotected-requests"):
+        assert option in r.stderr
+    after = _cli("testca", "cert", "list", "--data-dir", str(testca_server.data_dir), "--json").stdout
+    assert before == after
+    # the same against a port where nobody listens: still 2 (refused), never 4 (sent)
+    dead = _cli(args[0], "--url", "http://127.0.0.1:9/", *args[1:])
+    assert dead.exit_code == 2, dead.output
+
+
+def test_certconf_from_a_state_file_needs_the_credentials_again(testca_server, tmp_path):
+    """The state file of a --no-confirm run does not record the credentials: certconf without
+    them is refused up front (the CA would refuse the unprotected certConf, exit 6)."""
+    state = tmp_path / "tx.json"
+    r = _cli("crmf", "--url", testca_server.url("ra"), "--authparam", "env:CA_SECRET", "--keyid", "cc",
+             "--dn", "CN=cc-state,UID=cc-state,O=Test", "--reqnewkeyspec", "secp256r1",
+             "--trusted", str(testca_server.root_cert), "--untrusted", str(testca_server.ca_chain),
+             "--dest", str(tmp_path), "--no-confirm", "--state-out", str(state))
+    assert r.exit_code == 0, r.output
+    refused = _cli("certconf", "--state", str(state), "--trusted", str(testca_server.root_cert),
+                   "--untrusted", str(testca_server.ca_chain))
+    assert refused.exit_code == 2, refused.output
+    assert "state file does not record the credentials" in refused.stderr and "--authparam" in refused.stderr
+    done = _cli("certconf", "--state", str(state), "--authparam", "env:CA_SECRET", "--keyid", "cc",
+                "--trusted", str(testca_server.root_cert), "--untrusted", str(testca_server.ca_chain))
+    assert done.exit_code == 0, done.output
