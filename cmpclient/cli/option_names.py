@@ -16,7 +16,7 @@ OPTION_NAMES = frozenset({
     "cacertsout", "capture", "cert", "certout", "chainout", "concurrency", "config", "count",
     "crlout", "csr", "days", "dest", "digest", "dn", "eku", "expect", "expect_sender",
     "extra_certs_friendly_name", "extracerts", "extracertsout", "host", "ignore_keyusage",
-    "implicit_confirm", "includepopo", "infotype", "issuer", "json_output", "junit", "keep_alive",
+    "implicit_confirm", "includepopo", "infotype", "issuer", "json_output", "junit", "keep_alive", "no_keep_alive", "path",
     "key", "key_spec", "key_usage", "keyid", "keyout", "keypass", "keystore", "keystorepwd",
     "list_scenarios", "missing_recip_nonce", "nest_with_ra_cert", "nest_with_ra_key",
     "nest_with_ra_keypass", "newkey", "newkeypass", "newwithnew", "no_confirm", "not_after",

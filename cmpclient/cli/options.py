@@ -3,8 +3,9 @@
 PUBLIC API (stable; ``nested_cmd`` and every subcommand use it)::
 
     # Decorators: each adds a group of options to a click command.
-    @server_options      # --url, --host/--port/--alias, --recipient, --expect-sender, --timeout,
-                         # --total-timeout, --tls-* , --reqout/--rspout/--reqin/--rspin
+    @server_options      # --url, --path, --host/--port/--alias, --recipient, --expect-sender, --timeout,
+                         # --total-timeout, --keep-alive N/--no-keep-alive, --tls-* ,
+                         # --reqout/--rspout/--reqin/--rspin
     @auth_options        # --authmodule, --authparam/--secret (a SOURCE), --keyid/--ref,
                          # --keystore/--keystorepwd/--extraCertsFriendlyName, --cert/--key,
                          # --extracerts, --pbm-owf/--pbm-mac/--pbm-iterations/--pbmac1, --digest,
@@ -129,6 +130,28 @@ class _Seconds(click.ParamType):
 
 
 SECONDS = _Seconds()
+
+
+class _KeepAlive(click.ParamType):
+    """openssl's ``-keep_alive`` number: 0 close after each message, 1 keep alive if
+    possible, 2 keep alive required; a profile's or environment's boolean reads as 1/0."""
+
+    name = "0|1|2"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, bool):
+            return int(value)
+        text = str(value).strip().lower()
+        words = {"true": 1, "yes": 1, "on": 1, "false": 0, "no": 0, "off": 0}
+        if text in ("0", "1", "2"):
+            return int(text)
+        if text in words:
+            return words[text]
+        self.fail(f"{value!r} is not 0 (close after each message), 1 (keep alive if possible) "
+                  "or 2 (keep alive required)", param, ctx)
+
+
+KEEP_ALIVE = _KeepAlive()
 _FILE = click.Path(dir_okay=False)
 _DIR = click.Path(file_okay=False)
 
@@ -159,10 +182,19 @@ server_options = _group([
     opt("--pvno", name="pvno", type=click.IntRange(2, 3), default=2, show_default=True, help="CMP version to send."),
     opt("--timeout", name="timeout", type=SECONDS, default=30.0, show_default=True, help="Seconds for each connect and read."),
     opt("--total-timeout", name="total_timeout", type=SECONDS, help="Seconds for the whole transaction including polling."),
-    opt("--keep-alive/--no-keep-alive", name="keep_alive", default=True, show_default=True,
-        help="Reuse the HTTP connection for the further messages of a transaction (certConf, polling); "
-             "each transaction starts on a new one, as with openssl -keep_alive 1. --no-keep-alive sends "
-             "'Connection: close' (openssl -keep_alive 0)."),
+    opt("--path", name="path", metavar="PATH",
+        help="HTTP path at the CMP server (aka CMP alias) for the POST requests, e.g. ejbca/publicweb/cmp/ra "
+             "(openssl -path): replaces any path given with --url/--server; with --host/--port it replaces "
+             "the EJBCA path built from --alias (not with --alias)."),
+    opt("--keep-alive", name="keep_alive", type=KEEP_ALIVE, is_flag=False, flag_value="1", default="1",
+        show_default=True,
+        help="As openssl -keep_alive N: 1 (also --keep-alive alone) reuses the HTTP connection for the further "
+             "messages of a transaction (certConf, polling) if the server keeps it open; each transaction starts "
+             "on a new one. 0 (or --no-keep-alive) sends 'Connection: close'. 2 requires keep-alive: a server that "
+             "closes the connection before the transaction ends is a transport error (refused for tcp://, which "
+             "uses one connection per message)."),
+    opt("--no-keep-alive", name="no_keep_alive", is_flag=True, default=False,
+        help="The same as --keep-alive 0."),
     opt("--tls-ca", "--tls-trusted", name="tls_ca", type=_FILE, help="CA file (PEM) for the HTTPS server's certificate; default: the system trust store."),
     opt("--tls-cert", name="tls_cert", type=_FILE, help="TLS client certificate (PEM)."),
     opt("--tls-key", name="tls_key", type=_FILE, help="TLS client key (PEM, unencrypted)."),
@@ -335,14 +367,43 @@ def with_scheme(url: str | None) -> str | None:
 
 
 def server_url(params: dict[str, Any]) -> str | None:
+    """The server URL from --url/--server, else --host/--port/--alias; --path (openssl's
+    ``-path``) replaces the URL's path ("defaults to any path given with -server, else '/'")."""
+    path = params.get("path")
+    if path is not None:
+        path = "/" + str(path).strip().lstrip("/")
+        if params.get("alias") and not params.get("url"):
+            raise UsageError("give --path or --alias, not both",
+                             hint="--alias builds the path /ejbca/publicweb/cmp/<alias>; --path names the whole path")
     if params.get("url"):
-        return with_scheme(str(params["url"]))
+        url = with_scheme(str(params["url"]))
+        if path is None or url is None:
+            return url
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
     if params.get("host") or params.get("alias"):
         host = params.get("host") or "localhost"
         port = params.get("port") or DEFAULT_EJBCA_PORT
+        if path is not None:
+            return f"http://{host}:{port}{path}"
         alias = params.get("alias") or "cmp"
         return f"http://{host}:{port}/ejbca/publicweb/cmp/{alias}"
+    if path is not None:
+        raise UsageError("--path needs a server", hint="pass --server HOST:PORT (or --url, --host/--port) with it")
     return None
+
+
+def keep_alive_of(params: dict[str, Any]) -> int:
+    """openssl's -keep_alive number from --keep-alive N / --no-keep-alive."""
+    value = params.get("keep_alive")
+    level = 1 if value is None else KEEP_ALIVE.convert(value, None, None)
+    if params.get("no_keep_alive"):
+        if level == 2:
+            raise UsageError("--no-keep-alive and --keep-alive 2 contradict each other")
+        level = 0
+    return level
 
 
 def open_client_transport(params: dict[str, Any]) -> Any:
@@ -354,9 +415,12 @@ def open_client_transport(params: dict[str, Any]) -> Any:
     inner = None
     if url:
         opts: dict[str, Any] = {"timeout": float(params.get("timeout") or 30.0)}
+        keep_alive = keep_alive_of(params)
         if url.lower().startswith(("http://", "https://")):
-            if params.get("keep_alive") is False:
+            if keep_alive == 0:
                 opts["headers"] = {"Connection": "close"}
+            elif keep_alive == 2:
+                opts["require_keep_alive"] = True
             if params.get("tls_insecure"):
                 opts["verify"] = False
                 if not logging.getLogger("cmpclient.transport").isEnabledFor(logging.WARNING):
@@ -368,6 +432,9 @@ def open_client_transport(params: dict[str, Any]) -> Any:
                 if not (params.get("tls_cert") and params.get("tls_key")):
                     raise UsageError("--tls-cert and --tls-key go together")
                 opts["client_cert"] = (str(params["tls_cert"]), str(params["tls_key"]))
+        elif keep_alive == 2:
+            raise UsageError("--keep-alive 2 (keep-alive required) cannot be honoured over tcp://",
+                             hint="CMP over TCP uses one connection per message; use --keep-alive 1 or 0")
         inner = open_transport(url, **opts)
     transport = inner
     if params.get("rspin") or params.get("reqin"):

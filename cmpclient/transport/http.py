@@ -447,6 +447,10 @@ class HTTPTransport:
     :param lenient_content_type: accept a 200 answer whose Content-Type is missing or
         not ``application/pkixcmp``, logging a warning (named leniency, off by default).
     :param max_response_size: refuse larger answers (TransportError).
+    :param require_keep_alive: openssl's ``-keep_alive 2``: a server that closes the
+        connection (``Connection: close``, or HTTP/1.0 without keep-alive) while the
+        transaction still has messages to send is an error (TransportError on the next
+        :meth:`send` of the transaction) instead of being answered on a new connection.
 
     Connections are kept alive and reused (up to 16 idle ones) until
     :meth:`end_transaction`; ``send`` may be called from several threads at once, each
@@ -469,6 +473,7 @@ class HTTPTransport:
         lenient_content_type: bool = False,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         headers: Mapping[str, str] | None = None,
+        require_keep_alive: bool = False,
     ) -> None:
         shown = redact_url(url)  # for messages: never the password of user:password@host
         if not url.lower().startswith(("http://", "https://")):
@@ -492,6 +497,8 @@ class HTTPTransport:
         self._idle: list[http.client.HTTPConnection] = []
         self._closed = False
         self._lock = threading.Lock()
+        self.require_keep_alive = require_keep_alive
+        self._server_closed = False  # the server closed the connection during this transaction
         self._headers = {
             "Content-Type": CMP_CONTENT_TYPE,
             "Accept": CMP_CONTENT_TYPE,
@@ -537,6 +544,12 @@ class HTTPTransport:
         connect and read timeouts are cut to what is left of it."""
         connect_timeout, read_timeout, total = bounded(self.timeout, f"the request to {self.url}")
         limits = (connect_timeout, read_timeout)
+        if self.require_keep_alive and self._server_closed:
+            self._server_closed = False
+            raise TransportError(
+                f"keep-alive required, but {self.url} closed the connection before the end of the transaction",
+                hint="the server does not keep connections alive: use --keep-alive 1 (keep alive if possible, "
+                "the default) or 0")
         conn = self._acquire(limits, total)
         sock = conn.sock  # getresponse() lets go of it when the server closes after answering
         try:
@@ -556,6 +569,7 @@ class HTTPTransport:
             raise
         if response.will_close:
             conn.close()
+            self._server_closed = True
         else:
             self._release(conn)
         self._check(response, body)
@@ -599,6 +613,7 @@ class HTTPTransport:
         twin._idle = []
         twin._closed = False
         twin._lock = threading.Lock()
+        twin._server_closed = False
         return twin
 
     def end_transaction(self) -> None:
@@ -615,6 +630,7 @@ class HTTPTransport:
         """
         with self._lock:
             idle, self._idle = self._idle, []
+            self._server_closed = False
         for conn in idle:
             conn.close()
 

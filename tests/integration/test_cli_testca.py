@@ -252,3 +252,27 @@ def test_certconf_from_a_state_file_needs_the_credentials_again(testca_server, t
     done = _cli("certconf", "--state", str(state), "--authparam", "env:CA_SECRET", "--keyid", "cc",
                 "--trusted", str(testca_server.root_cert), "--untrusted", str(testca_server.ca_chain))
     assert done.exit_code == 0, done.output
+
+
+def test_openssl_path_with_a_host_port_server(testca_server):
+    """openssl's `-server 127.0.0.1:PORT -path ejbca/publicweb/cmp/ra`; --path wins over a
+    path given with --server, as openssl's does."""
+    hostport = testca_server.url("ra").split("://", 1)[1].split("/", 1)[0]
+    creds = ["--authparam", "env:CA_SECRET", "--keyid", "path"]
+    r = _cli("genm", "--server", hostport, "--path", "ejbca/publicweb/cmp/ra", *creds)
+    assert r.exit_code == 0, r.output
+    r = _cli("genm", "--server", f"{hostport}/no/such/alias", "--path", "/ejbca/publicweb/cmp/ra", *creds)
+    assert r.exit_code == 0, r.output
+
+
+def test_keep_alive_required_is_checked(testca_server, tmp_path):
+    """--keep-alive 2 (openssl -keep_alive 2): the ir/ip/certConf transaction needs the
+    connection kept; the test CA closes it after each answer, which is then said (exit 4)
+    instead of the certConf going out on a new connection as with 1."""
+    args = ["crmf", "--url", testca_server.url("ra"), "--authparam", "env:CA_SECRET", "--keyid", "ka",
+            "--reqnewkeyspec", "secp256r1", "--keyout", "/dev/null",
+            "--trusted", str(testca_server.root_cert), "--untrusted", str(testca_server.ca_chain)]
+    r = _cli(*args, "--dn", "CN=ka1,UID=ka1,O=Test", "--keep_alive", "2")
+    assert r.exit_code == 4 and "keep-alive required" in r.output, r.output
+    assert _cli(*args, "--dn", "CN=ka2,UID=ka2,O=Test", "--keep_alive", "1").exit_code == 0
+    assert _cli(*args, "--dn", "CN=ka3,UID=ka3,O=Test", "--keep_alive", "0").exit_code == 0

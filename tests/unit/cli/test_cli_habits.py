@@ -264,7 +264,7 @@ def test_d_openssl_underscore_spellings(command):
     if command in ("crmf", "p10cr", "update", "bench"):
         args.append("--implicit_confirm")
     rows = show_config(args)
-    for name, value in [("unprotected_errors", True), ("total_timeout", 5.0), ("keep_alive", True),
+    for name, value in [("unprotected_errors", True), ("total_timeout", 5.0), ("keep_alive", 1),
                         ("expect_sender", "CN=x"), ("ignore_keyusage", True), ("missing_recip_nonce", True),
                         ("tls_insecure", True), ("pbm_iterations", 7)]:
         assert rows[name]["value"] == value and rows[name]["origin"] == "command line", name
@@ -276,7 +276,7 @@ def test_d_underscores_leave_choices_commands_profiles_and_env_alone(tmp_path):
     # Choice values (case-insensitive ones keep their canonical spelling) and commands
     rows = show_config(["crmf", "--popo", "RAVERIFY", "--authmodule", "hmac", "--no_keep_alive"])
     assert rows["popo"]["value"] == "raverify" and rows["authmodule"]["value"] == "HMAC"
-    assert rows["keep_alive"]["value"] is False
+    assert rows["no_keep_alive"]["value"] is True
     assert run(["check", "--expect", "ejbca", "--list"]).exit_code == 0
     assert run(["completion", "bash"]).exit_code == 0
     assert run(["testca", "ee", "--help"]).exit_code == 0
@@ -290,6 +290,46 @@ def test_d_underscores_leave_choices_commands_profiles_and_env_alone(tmp_path):
     # an unknown underscore option is still an error, suggesting the documented spelling
     r = run(["crmf", "--implicit_confirmm"])
     assert r.exit_code == ExitCode.USAGE and "--implicit-confirm" in r.stderr
+
+
+def test_d_openssl_path_option():
+    """openssl's -path: "HTTP path at the CMP server (aka CMP alias) to use for POST requests;
+    defaults to any path given with -server, else '/'"."""
+    from cmpclient.cli.options import server_url
+    from cmpclient.errors import UsageError
+
+    assert server_url({"url": "127.0.0.1:8080", "path": "ejbca/publicweb/cmp/ra"}) == \
+        "http://127.0.0.1:8080/ejbca/publicweb/cmp/ra"
+    assert server_url({"url": "https://ca.example/pkix/", "path": "/other"}) == "https://ca.example/other"
+    assert server_url({"url": "[::1]:8080/x", "path": "y"}) == "http://[::1]:8080/y"
+    assert server_url({"url": "ca.example", "path": ""}) == "http://ca.example/"
+    assert server_url({"url": "127.0.0.1:8080/pkix/"}) == "http://127.0.0.1:8080/pkix/"
+    assert server_url({"host": "ca", "port": 80, "path": "cmp/a"}) == "http://ca:80/cmp/a"
+    with pytest.raises(UsageError, match="--path or --alias"):
+        server_url({"host": "ca", "alias": "ra", "path": "cmp/a"})
+    with pytest.raises(UsageError, match="needs a server"):
+        server_url({"path": "cmp/a"})
+
+
+def test_d_openssl_keep_alive_numbers(closed_port):
+    """openssl's -keep_alive 0|1|2 as --keep_alive N, beside --keep-alive alone and --no-keep-alive;
+    a profile's boolean still reads."""
+    from cmpclient.cli.options import keep_alive_of
+    from cmpclient.errors import UsageError
+
+    for args, level in [([], 1), (["--keep_alive", "0"], 0), (["--keep-alive"], 1), (["--keep_alive=2"], 2),
+                        (["--no_keep_alive"], 0), (["--keep-alive", "1"], 1)]:
+        rows = show_config(["crmf", *args])
+        params = {name: row["value"] for name, row in rows.items()}
+        assert keep_alive_of(params) == level, args
+    r = run(["genm", "--keep_alive", "3"])
+    assert r.exit_code == ExitCode.USAGE and "keep alive required" in r.stderr
+    assert keep_alive_of({"keep_alive": False}) == 0 and keep_alive_of({"keep_alive": "true"}) == 1
+    with pytest.raises(UsageError, match="contradict"):
+        keep_alive_of({"keep_alive": 2, "no_keep_alive": True})
+    # keep-alive required cannot be honoured over TCP (one connection per message): said up front
+    r = run(["genm", "--url", f"tcp://127.0.0.1:{closed_port}", "--keep-alive", "2", "--secret", "env:S"], env={"S": "x"})
+    assert r.exit_code == ExitCode.USAGE and "cannot be honoured over tcp://" in r.stderr
 
 
 # ------------------------------------------------------------ E: HTTP status hints

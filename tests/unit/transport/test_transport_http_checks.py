@@ -305,6 +305,27 @@ def test_keep_alive_connection_closed_by_the_server_is_replaced(srv):
     assert [c.body for c in srv.calls] == [b"x", b"y"]
 
 
+def test_keep_alive_required_refuses_a_server_that_closes_within_a_transaction(srv):
+    """openssl -keep_alive 2: a server closing the connection (Connection: close) before the
+    transaction ends is an error on the transaction's next message; with 1 (the default)
+    the next message goes on a new connection; a new transaction starts afresh."""
+    srv.answer("200 OK", DER, extra="Connection: close\r\n")
+    with HTTPTransport(srv.url, timeout=5) as lenient:
+        assert lenient.send(b"x") == DER
+        srv.answer("200 OK", DER)
+        assert lenient.send(b"y") == DER  # keep alive if possible: a new connection
+    srv.answer("200 OK", DER, extra="Connection: close\r\n")
+    with HTTPTransport(srv.url, timeout=5, require_keep_alive=True) as strict:
+        assert strict.send(b"x") == DER
+        with pytest.raises(TransportError, match="keep-alive required") as info:
+            strict.send(b"certConf")
+        assert "--keep-alive 1" in info.value.diagnostics()
+        strict.end_transaction()
+        srv.answer("200 OK", DER)
+        assert strict.send(b"next transaction") == DER
+    assert b"certConf" not in [c.body for c in srv.calls]
+
+
 def _one_ca_file(tmp_path):
     import datetime
 
