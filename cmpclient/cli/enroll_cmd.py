@@ -481,8 +481,8 @@ def _protocol_encr_key(value: str | None) -> tuple[Any, bytes]:
 
 _CRMF_OPTS = [
     click.command("crmf", cls=ProfileCommand),
-    click.option("--cr", "use_cr", is_flag=True, default=False, help="Send cr (certification request) instead of ir."),
-    click.option("--ir", "use_ir", is_flag=True, default=False, help="Send ir (the default)."),
+    opt("--cr", name="use_cr", is_flag=True, default=False, help="Send cr (certification request) instead of ir."),
+    opt("--ir", name="use_ir", is_flag=True, default=False, help="Send ir (the default)."),
     *_newkey_options,
     opt("--server-keygen", "--central-keygen", name="server_keygen", is_flag=True, default=False,
         help="Ask the CA to generate the key (public key omitted, or --reqnewkeyspec as an empty-key SPKI)."),

@@ -117,6 +117,28 @@ def test_e_nested_reads_the_documented_variable_names():
     assert rows["use_cr"]["value"] is True
 
 
+#: Options of the client commands that read no variable (README: "-v, -q, --json and
+#: --show-config read none"; --config/--profile read CMPCLIENT_CONFIG/CMPCLIENT_PROFILE).
+_NO_VARIABLE = {"verbose", "quiet", "json_output", "show_config", "config", "profile", "help"}
+
+
+@pytest.mark.parametrize("command", ["crmf", "p10cr", "update", "revoke", "certconf", "genm", "check", "bench", "nested"])
+def test_e_every_client_option_reads_its_variable(command):
+    """README: every option of the client commands also reads CMPCLIENT_<OPTION> (crmf --cr
+    and --ir were plain click options and read none)."""
+    cmd = cli.get_command(click.Context(cli), command)
+    missing = [p.name for p in cmd.params
+               if isinstance(p, click.Option) and not p.envvar and p.name not in _NO_VARIABLE]
+    assert missing == [], f"{command}: options without CMPCLIENT_* variable: {missing}"
+
+
+def test_e_crmf_cr_and_ir_from_the_environment():
+    rows = show_config(["crmf"], env={"CMPCLIENT_CR": "1"})
+    assert rows["use_cr"]["value"] is True and rows["use_cr"]["origin"] == "environment $CMPCLIENT_CR"
+    rows = show_config(["crmf"], env={"CMPCLIENT_IR": "true"})
+    assert rows["use_ir"]["value"] is True and rows["use_ir"]["origin"] == "environment $CMPCLIENT_IR"
+
+
 def test_e_every_option_with_a_variable_shows_it_in_help_named_after_the_option():
     ctx = click.Context(cli)
     for name in sorted(COMMANDS):
