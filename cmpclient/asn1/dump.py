@@ -616,9 +616,12 @@ def template_tree(t: Any) -> Tree:
         out["signingAlg"] = oid_leaf(t["signingAlg"]["algorithm"])
     if _present(t["issuer"]):
         out["issuer"] = _safe(name_text, t["issuer"])
-    if _present(t["validity"]):
-        v = t["validity"]
-        out["validity"] = {k: _asn1_time(v[k]) for k in ("notBefore", "notAfter") if _present(v[k])}
+    # pyasn1 fills in an absent OptionalValidity (its fields are all OPTIONAL) when decoding,
+    # and an empty [4] {} is not DER (the strict decoder refuses it): no time, no validity.
+    validity = {k: _asn1_time(t["validity"][k]) for k in ("notBefore", "notAfter")
+                if _present(t["validity"]) and _present(t["validity"][k])}
+    if validity:
+        out["validity"] = validity
     if _present(t["subject"]):
         out["subject"] = _safe(name_text, t["subject"])
     if _present(t["publicKey"]):

@@ -204,6 +204,27 @@ def test_header_fields_implicit_confirm_and_general_info() -> None:
     assert header["messageTime"].endswith("Z")
 
 
+@pytest.mark.parametrize("times,expected", [
+    (None, None),
+    ((None, _dt.datetime(2030, 1, 3, tzinfo=_dt.timezone.utc)), {"notAfter": "2030-01-03T00:00:00Z"}),
+])
+def test_a_template_without_validity_shows_none(times: Any, expected: Any) -> None:
+    """A certTemplate without [4] validity (our ir without --days; openssl's ir) showed
+    `validity: (empty)`: pyasn1 fills in the all-OPTIONAL OptionalValidity when decoding.
+    Absent template fields are left out, as the others are."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    b = CertRequestBuilder().subject("CN=dev1").public_key(key.public_key()).popo_ra_verified()
+    if times:
+        b = b.validity(*times)
+    der = _message(B.cert_req_body("ir", [b.build()]))
+    (req,) = dump(der)["body"]
+    assert req["certTemplate"].get("validity") == expected
+    text = render_text(dump(der))
+    assert ("validity" in text) == bool(expected) and "(empty)" not in text
+    for name in ("ir_sig_ec/req1", "rr_pbm/req1"):  # openssl's: no [4] either
+        assert "validity" not in render_text(dump(_der(name))), name
+
+
 def test_cert_request_template_extensions_and_controls() -> None:
     key = ec.generate_private_key(ec.SECP384R1())
     enc_key = ec.generate_private_key(ec.SECP256R1())
