@@ -322,8 +322,10 @@ class _NestedErrors:
 
         raw = self.nesting.send(request)
         rsp = parse_message(raw)
-        if rsp.body_type == "error" and rsp.header.recip_nonce != parse_message(request).header.sender_nonce:
-            raise error_from(rsp)
+        if rsp.body_type == "error":
+            sent = parse_message(request)
+            if rsp.header.recip_nonce != sent.header.sender_nonce:
+                raise error_from(rsp, sent.body_type)
         return raw
 
     def close(self) -> None:

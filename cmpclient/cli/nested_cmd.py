@@ -153,7 +153,7 @@ def nested(ctx: click.Context, **params: Any) -> None:
     try:
         for ex in result.exchanges:
             if ex.response is not None:
-                _raise_for(ex.response, f"the inner {ex.request.body_type}")
+                _raise_for(ex.response, f"the inner {ex.request.body_type}", ex.request.body_type)
     except CMPRejection:
         # People see what came back before the diagnostics; --json gets the error document.
         if not out.json:

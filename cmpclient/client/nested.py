@@ -209,7 +209,7 @@ def send_nested(config: Any, inner_der_list: Sequence[bytes], **wrap_kw: Any) ->
         # An answer to the outer message itself: the CA refused the nested envelope
         # (an untrusted RA, a bad signature) before looking inside.
         Transaction(config, transaction_id=outer.header.transaction_id).check_response(rsp, outer.header.sender_nonce, [])
-        _raise_for(rsp, "the nested message")
+        _raise_for(rsp, "the nested message", "nested")
         raise ProtocolError(f"the server answered the nested message with a {rsp.body_type} for no inner request")
     else:
         answers = [rsp]
@@ -236,13 +236,14 @@ def _hex(value: bytes | None) -> str:
     return value.hex() if value else "absent"
 
 
-def _raise_for(rsp: Any, what: str) -> None:
-    """Raise the rejection an answer carries (error body, or every status a rejection)."""
+def _raise_for(rsp: Any, what: str, request: str | None = None) -> None:
+    """Raise the rejection an answer carries (error body, or every status a rejection);
+    ``request``: the body type of the request it answers (for the hint)."""
     from cmpclient.client.transaction import error_from
     from cmpclient.message.parse import CertRepContent, RevRepContent
 
     if rsp.body_type == "error":
-        raise error_from(rsp)
+        raise error_from(rsp, request)
     content = rsp.content
     statuses = []
     if isinstance(content, CertRepContent):
@@ -260,7 +261,7 @@ def _raise_for(rsp: Any, what: str) -> None:
             fail_info_names=st.fail_info,
             status_strings=st.texts,
             body_type=rsp.body_type,
-            hint=hint_for(st.fail_info),
+            hint=hint_for(st.fail_info, request),
         )
 
 

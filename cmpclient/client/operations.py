@@ -171,7 +171,7 @@ def rejection_error(kind: str, st: StatusInfo) -> CMPRejection:
         fail_info_names=st.fail_info,
         status_strings=st.texts,
         body_type=kind,
-        hint=hint_for(st.fail_info),
+        hint=hint_for(st.fail_info, kind),
     )
 
 

@@ -191,7 +191,9 @@ class Transaction:
             self.last_response = response
             self._last_sender_nonce = sender_nonce
             if response.body_type == "error":
-                raise error_from(response)
+                from cmpclient.message.peek import peek
+
+                raise error_from(response, peek(saved if saved is not None else der).body_type)
             goes_on = _may_continue(response) if continues is None else continues
         finally:
             if not goes_on:  # also after any failure, an HTTP error included
@@ -363,8 +365,9 @@ def _unauthenticated_summary(rsp: ParsedMessage) -> str:
     return f" (unauthenticated content: {status})" if status is not None else ""
 
 
-def error_from(rsp: ParsedMessage) -> CMPErrorMessage:
-    """The exception for a received ``error`` body."""
+def error_from(rsp: ParsedMessage, request: str | None = None) -> CMPErrorMessage:
+    """The exception for a received ``error`` body; ``request``: the body type of the
+    request it answers (for the hint)."""
     content = rsp.content
     assert isinstance(content, ErrorContent)
     st = content.status
@@ -375,7 +378,7 @@ def error_from(rsp: ParsedMessage) -> CMPErrorMessage:
         status_strings=st.texts,
         error_code=content.error_code,
         error_details=content.error_details,
-        hint=hint_for(st.fail_info),
+        hint=hint_for(st.fail_info, request),
     )
 
 
@@ -383,7 +386,7 @@ _HINTS = {
     "badMessageCheck": "the protection did not verify at the server: check the shared secret (--secret) or reference (--ref), or the signing certificate",
     "badRequest": "the server refused the request; its statusString says why",
     "notAuthorized": "the server does not allow this sender to do this operation",
-    "badPOP": "the proof of possession failed: check that the key signing the request matches the requested public key",
+    "badPOP": "the proof of possession failed",
     "signerNotTrusted": "the server does not trust the certificate that signed the request",
     "badCertTemplate": "the certificate template was not acceptable (subject, key type, extensions)",
     "badAlg": "the server does not support the algorithm used",
@@ -398,8 +401,38 @@ _HINTS = {
 }
 
 
-def hint_for(fail_info: Sequence[str]) -> str | None:
+_ENROLMENT = ("ir", "cr", "kur", "ccr")
+#: Hints that depend on the request a failInfo answers: (failInfo, request body type).
+_REQUEST_HINTS = {
+    **{("badPOP", kind): "the proof of possession failed: check that the key signing the request matches "
+       "the requested public key (or use another --popo method)" for kind in _ENROLMENT},
+    ("badPOP", "p10cr"): "the proof of possession failed: the PKCS#10 request's signature must verify with its "
+                         "own public key (sign the CSR with the key it names)",
+    ("badPOP", "certConf"): "the certConf did not prove possession of the new key (indirect POPO: the certificate "
+                            "hash of the decrypted certificate); the CA may have revoked the certificate",
+    ("badPOP", "rr"): "the server did not accept the revocation as coming from the certificate's holder: sign the "
+                      "rr with the key of the certificate to revoke (--cert/--key of that certificate), or with "
+                      "credentials the CA allows to revoke it (an RA)",
+    ("badCertTemplate", "rr"): "the certificate details of the revocation request (issuer, serial number) were "
+                               "not acceptable",
+    ("badCertId", "certConf"): "the server does not know the certificate being confirmed (certReqId or "
+                               "certificate hash): the transaction may have ended or expired",
+    ("badCertId", "kur"): "the server does not know the certificate to update (oldCertID: issuer/serial)",
+    ("certRevoked", "kur"): "the certificate to update (or the one signing the request) is revoked: enrol anew "
+                            "with ir/cr",
+    **{("certRevoked", kind): "the certificate signing the request is revoked"
+       for kind in ("ir", "cr", "p10cr", "genm", "certConf")},
+}
+
+
+def hint_for(fail_info: Sequence[str], request: str | None = None) -> str | None:
+    """The hint for the first failInfo that has one; ``request`` (the body type of the
+    request answered: ``rr``, ``ir``, ``certConf`` ...) chooses the wording where the same
+    failInfo means something else for another request (badPOP of an rr is no enrolment
+    matter)."""
     for name in fail_info:
+        if request is not None and (name, request) in _REQUEST_HINTS:
+            return _REQUEST_HINTS[(name, request)]
         if name in _HINTS:
             return _HINTS[name]
     return None

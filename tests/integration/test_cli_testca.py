@@ -276,3 +276,34 @@ def test_keep_alive_required_is_checked(testca_server, tmp_path):
     assert r.exit_code == 4 and "keep-alive required" in r.output, r.output
     assert _cli(*args, "--dn", "CN=ka2,UID=ka2,O=Test", "--keep_alive", "1").exit_code == 0
     assert _cli(*args, "--dn", "CN=ka3,UID=ka3,O=Test", "--keep_alive", "0").exit_code == 0
+
+
+_BADPOP_ALIAS = """
+[alias.rrpop]
+mode = "ra"
+auth_modules = ["HMAC"]
+hmac_secret = "password"
+ra_name_generation = { scheme = "DN", parameter = "CN" }
+ca = "ManagementCA"
+cert_profile = "CMP_CERT"
+ee_profile = "CMP_ENTITY"
+response_protection = "pbe"
+faults = { force_reject = "badPOP" }
+"""
+
+
+def test_badpop_hints_fit_the_request(testca_factory, tmp_path):
+    """A badPOP answer to an rr got the enrolment hint "check that the key signing the
+    request matches the requested public key"; the hint now fits the request."""
+    ca = testca_factory("rrpop", _BADPOP_ALIAS)
+    trust = ["--trusted", str(ca.root_cert), "--untrusted", str(ca.ca_chain)]
+    mac = ["--authparam", "env:CA_SECRET", "--keyid", "rrpop"]
+    ok = _cli("crmf", "--url", ca.url("ra"), *mac, *trust, "--dn", "CN=rrpop,UID=rrpop,O=Test",
+              "--reqnewkeyspec", "secp256r1", "--dest", str(tmp_path))
+    assert ok.exit_code == 0, ok.output
+    rr = _cli("revoke", "--url", ca.url("rrpop"), *mac, *trust, "--oldcert", str(tmp_path / "rrpop.pem"))
+    assert rr.exit_code == 7 and "badPOP" in rr.output, rr.output
+    assert "requested public key" not in rr.output and "key of the certificate to revoke" in rr.output
+    ir = _cli("crmf", "--url", ca.url("rrpop"), *mac, *trust, "--dn", "CN=irpop,O=Test",
+              "--reqnewkeyspec", "secp256r1", "--keyout", "/dev/null")
+    assert ir.exit_code == 7 and "requested public key" in ir.output, ir.output
