@@ -326,6 +326,8 @@ def load_credentials(params: dict[str, Any], *, required: bool = False) -> Crede
             raise
         if p12.key is None or p12.cert is None:
             raise ConfigError(f"keystore {params['keystore']!r} holds no private key with a certificate")
+        check_key_matches(p12.key, p12.cert.certificate, f"the key in --keystore {params['keystore']}",
+                          "its certificate")
         friendly = params.get("extra_certs_friendly_name")
         chain = [
             c.certificate for c in p12.additional_certs
@@ -335,10 +337,25 @@ def load_credentials(params: dict[str, Any], *, required: bool = False) -> Crede
     if params.get("key") and params.get("cert"):
         key = load_private_key(params["key"], read_opt_secret(params, "keypass", what="--keypass"))
         certs = load_certificates(params["cert"])
+        check_key_matches(key, certs[0], f"--key {params['key']}", f"--cert {params['cert']}")
         return Credentials(key, certs[0], certs[1:])
     if required:
         raise UsageError("this command needs the current certificate and key", hint="pass --keystore FILE or --cert FILE --key FILE")
     return None
+
+
+def check_key_matches(key: Any, cert: Any, key_what: str, cert_what: str) -> None:
+    """KeyLoadError (exit 3: a key or certificate unusable) when ``key`` is not the private
+    key of ``cert``; ``key_what``/``cert_what`` name them (``--key FILE``)."""
+    from cmpclient.errors import KeyLoadError
+
+    try:
+        matches = key.public_key() == cert.public_key()
+    except Exception:  # noqa: BLE001 - an exotic key type: SignatureProtection checks again
+        return
+    if not matches:
+        raise KeyLoadError(f"{key_what} is not the private key of {cert_what} ({cert.subject.rfc4514_string()})",
+                           hint="pass the key file that belongs to the certificate")
 
 
 def _certs_from(paths: Sequence[str]) -> list[Any]:

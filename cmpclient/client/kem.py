@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from cmpclient.asn1 import oids
 from cmpclient.client.transaction import ClientConfig, Transaction
-from cmpclient.errors import ProtocolError, UsageError
+from cmpclient.errors import KeyLoadError, ProtocolError, UsageError
 from cmpclient.message import body as bodies
 from cmpclient.protection.kem import KemBMParams, KEMMACProtection, decapsulate_ciphertext_info, kem_algorithm_oid
 
@@ -46,7 +46,8 @@ def establish_kem_mac(
     if kem_algorithm_oid(kem_key) is None:
         raise UsageError("the KEM key must be an ML-KEM-768 or ML-KEM-1024 private key")
     if kem_cert.public_key() != kem_key.public_key():
-        raise UsageError("the KEM private key does not belong to the KEM certificate")
+        raise KeyLoadError("the KEM private key does not belong to the KEM certificate",
+                           hint="pass the key that matches --cert")
     certs = [kem_cert.public_bytes(Encoding.DER)] + [c.public_bytes(Encoding.DER) for c in chain or ()]
     sender = config.sender if config.sender is not None else kem_cert.subject
     genm_cfg = dataclasses.replace(config, protection=None, pvno=3, sender=sender,

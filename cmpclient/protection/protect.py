@@ -29,7 +29,7 @@ from pyasn1.type import univ
 from pyasn1_modules import rfc5280
 
 from cmpclient.asn1 import cmp, codec, oids
-from cmpclient.errors import ProtectionError, UsageError
+from cmpclient.errors import KeyLoadError, ProtectionError, UsageError
 from cmpclient.protection import mac as _mac
 from cmpclient.protection import signature as _sig
 from cmpclient.protection.trust import describe, load_der_certificate, subject_key_identifier, verify_signer
@@ -121,7 +121,9 @@ class SignatureProtection:
         self._alg = _sig.signature_algorithm(private_key, digest, rsa_pss)
         pub = private_key.public_key()
         if pub != cert.public_key():
-            raise UsageError(
+            # The key material is unusable (exit 3, "key, certificate ... unusable"), not
+            # the command line (2).
+            raise KeyLoadError(
                 f"the private key does not belong to the certificate '{describe(cert)}'",
                 hint="pass the key that matches --cert",
             )

@@ -116,3 +116,29 @@ def test_an_encrypted_newkey_hint_names_newkeypass(url: str, tmp_path: Path) -> 
     write_private_key(tmp_path / "enc.pem", generate_key("secp256r1"), password=b"pw")
     r = run("crmf", "--url", url, "--secret", "env:SEC", "--dn", "CN=a", "--newkey", tmp_path / "enc.pem")
     assert r.exit_code == ExitCode.CONFIG and "--newkeypass" in r.output and "--keypass env" not in r.output, r.output
+
+
+PKI = Path(__file__).resolve().parents[3] / "fixtures" / "pki"
+
+
+@pytest.mark.parametrize("args", [
+    ["genm"],
+    ["revoke", "--issuer", "CN=x", "--serno", "1"],
+    ["update", "--keyout", "/dev/null"],
+    ["crmf", "--dn", "CN=a", "--reqnewkeyspec", "secp256r1", "--keyout", "/dev/null"],
+])
+@pytest.mark.parametrize("key", ["server-ec.key.pem", "client-rsa.key.pem"])
+def test_a_key_that_is_not_the_certificates_is_a_config_error(url: str, args: list, key: str) -> None:
+    """--cert A --key B exited 2 (usage); the README's table puts an unusable key or
+    certificate under 3, and so does the code now, naming both files."""
+    r = run(args[0], "--url", url, "--cert", PKI / "client-ec.crt.pem", "--key", PKI / key, *args[1:])
+    assert r.exit_code == ExitCode.CONFIG, r.output
+    assert f"--key {PKI / key} is not the private key of --cert {PKI / 'client-ec.crt.pem'}" in r.output
+    assert "hint:" in r.output
+
+
+def test_a_nesting_ra_key_that_is_not_the_certificates_is_a_config_error(url: str) -> None:
+    r = run("crmf", "--url", url, "--secret", "env:SEC", "--dn", "CN=a", "--reqnewkeyspec", "secp256r1",
+            "--keyout", "/dev/null", "--nest-with-ra-cert", PKI / "client-ec.crt.pem",
+            "--nest-with-ra-key", PKI / "server-ec.key.pem")
+    assert r.exit_code == ExitCode.CONFIG and "does not belong to the certificate" in r.output, r.output

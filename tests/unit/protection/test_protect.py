@@ -81,8 +81,11 @@ def test_existing_sender_kid_is_kept_and_used_to_select_the_signer(pki):
 
 
 def test_signature_key_must_match_cert(pki):
-    with pytest.raises(UsageError, match="does not belong to the certificate 'CN=CMP Server'"):
+    from cmpclient.errors import ExitCode, KeyLoadError
+
+    with pytest.raises(KeyLoadError, match="does not belong to the certificate 'CN=CMP Server'") as info:
         SignatureProtection(pki.sub_key, pki.ee)
+    assert info.value.exit_code == ExitCode.CONFIG  # key/certificate unusable, as the README's table says
 
 
 @pytest.mark.parametrize(
