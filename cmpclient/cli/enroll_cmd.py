@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
+import re
 from typing import Any
 
 import click
@@ -81,6 +82,32 @@ def parse_time(text: str, what: str) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
+
+
+def dns_name(name: str, item: str) -> Any:
+    """A dNSName from --altname: a host name (letters, digits, hyphens, dots; labels of at
+    most 63 characters, no hyphen at either end), optionally with a leading ``*.`` wildcard
+    label. Anything else is a UsageError: a CA would issue "foo bar" as it is."""
+    from cryptography import x509
+
+    labels = name.split(".")
+    wildcard = len(labels) > 1 and labels[0] == "*"
+    ok = 0 < len(name) <= 253 and all(_LABEL.match(label) for label in labels[1 if wildcard else 0:])
+    if not ok:
+        hint = "a DNS name has letters, digits, hyphens and dots only (a leading *. is allowed)"
+        if any(c.isspace() for c in name):
+            hint = ("several names are separated by commas, not spaces: --altname a.example,b.example "
+                    "(or repeat --altname); " + hint)
+        elif not name.isascii():
+            try:
+                hint = f"write an internationalised name in its ASCII form: {name.encode('idna').decode()}"
+            except UnicodeError:
+                pass
+        raise UsageError(f"--altname: {item!r} is not a valid DNS name", hint=hint)
+    return x509.DNSName(name)
+
+
 def general_names(values: tuple[str, ...] | list[str]) -> list[Any]:
     from cryptography import x509
 
@@ -97,7 +124,7 @@ def general_names(values: tuple[str, ...] | list[str]) -> list[Any]:
                 raise UsageError(f"--altname: {item!r} has no value", hint="e.g. dns:host.example, ip:192.0.2.1, email:a@example")
             try:
                 if k in ("dns",):
-                    names.append(x509.DNSName(rest))
+                    names.append(dns_name(rest, item))
                 elif k in ("ip", "ipaddress"):
                     names.append(x509.IPAddress(ipaddress.ip_address(rest)))
                 elif k in ("email", "rfc822", "rfc822name"):
@@ -113,7 +140,9 @@ def general_names(values: tuple[str, ...] | list[str]) -> list[Any]:
                     try:
                         names.append(x509.IPAddress(ipaddress.ip_address(item)))
                     except ValueError:
-                        names.append(x509.DNSName(item))
+                        names.append(dns_name(item, item))
+            except UsageError:
+                raise
             except ValueError as exc:  # an invalid IP address, e-mail address ...
                 raise UsageError(f"--altname: {item!r} is not valid: {exc}", hint="e.g. dns:host.example, ip:192.0.2.1") from None
     return names

@@ -268,7 +268,9 @@ request_options = _group([
     opt("--dn", "--subject", name="dn", metavar="DN", help="Subject DN: CN=dev1,O=Example or /O=Example/CN=dev1."),
     opt("--issuer", name="issuer", metavar="DN", help="Issuer DN for the template (and default recipient)."),
     opt("--altname", "--sans", name="altname", multiple=True,
-        help="subjectAltName: dns:NAME, ip:ADDR, email:ADDR, uri:URI (comma lists allowed; bare names are DNS or IP)."),
+        help="subjectAltName: dns:NAME, ip:ADDR, email:ADDR, uri:URI (comma lists allowed; bare names are DNS or IP). "
+             "A DNS name is a host name (letters, digits, hyphens, dots; a leading *. allowed); several names are "
+             "separated by commas, not spaces."),
     opt("--key-usage", name="key_usage", help="keyUsage names, comma-separated (digitalSignature,keyEncipherment,...)."),
     opt("--eku", name="eku", help="extendedKeyUsage names or OIDs, comma-separated (serverAuth,clientAuth,...)."),
     opt("--days", name="days", type=click.IntRange(1, 2_900_000), help="Requested validity in days from now."),

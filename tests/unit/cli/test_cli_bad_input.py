@@ -33,7 +33,17 @@ def test_bad_dns(url: str, tmp_path: Path, dn: str, words: str) -> None:
 
 
 @pytest.mark.parametrize("altname, words", [("ip:999.1.1.1", "is not valid"), ("email:", "has no value"),
-                                            ("dns:", "has no value")])
+                                            ("dns:", "has no value"),
+                                            # accepted and issued as they were before
+                                            ("foo bar", "separated by commas, not spaces"),
+                                            ("dns:foo bar", "separated by commas, not spaces"),
+                                            ("a..example", "not a valid DNS name"),
+                                            ("dns:-a.example", "not a valid DNS name"),
+                                            ("host_1.example", "not a valid DNS name"),
+                                            ("dns:a*.example", "not a valid DNS name"),
+                                            ("dns:*", "not a valid DNS name"),
+                                            ("dns:" + "a" * 64 + ".example", "not a valid DNS name"),
+                                            ("bücher.example", "xn--bcher-kva.example")])
 def test_bad_altnames(url: str, tmp_path: Path, altname: str, words: str) -> None:
     r = run("crmf", "--url", url, "--secret", "env:SEC", "--dn", "CN=a,UID=a", "--altname", altname,
             "--reqnewkeyspec", "secp256r1", "--keyout", tmp_path / "k")
@@ -142,3 +152,13 @@ def test_a_nesting_ra_key_that_is_not_the_certificates_is_a_config_error(url: st
             "--keyout", "/dev/null", "--nest-with-ra-cert", PKI / "client-ec.crt.pem",
             "--nest-with-ra-key", PKI / "server-ec.key.pem")
     assert r.exit_code == ExitCode.CONFIG and "does not belong to the certificate" in r.output, r.output
+
+
+def test_valid_dns_altnames_pass() -> None:
+    from cryptography import x509
+
+    from cmpclient.cli.enroll_cmd import general_names
+
+    names = general_names(["dns:*.example.com,host-1.example", "a.b.c", "192.0.2.1", "xn--bcher-kva.example"])
+    assert [n.value if isinstance(n, x509.DNSName) else str(n.value) for n in names] == [
+        "*.example.com", "host-1.example", "a.b.c", "192.0.2.1", "xn--bcher-kva.example"]
