@@ -54,6 +54,18 @@ _UNSUPPORTED_TEXT = re.compile(
 )
 
 
+#: Status texts that mean "not with this protection or this signer here": the server's policy
+#: for the request (RFC 9483 lets a server take MAC protection for the first ir only, or
+#: signatures of the end entity itself for its own subject), not a conformance failure:
+#: "MAC protection is not accepted for cr on this alias", "the message is not
+#: signature-protected" (the alias takes the other kind), "the signer may only request
+#: certificates for 'CN=...'".
+_POLICY_TEXT = re.compile(
+    r"not accepted|is not (?:MAC|signature)-protected|may only (?:request|revoke)",
+    re.IGNORECASE,
+)
+
+
 def select(names_only: Sequence[str] = (), skip: Sequence[str] = (),
            scenarios: Sequence[Scenario] = SCENARIOS) -> list[Scenario]:
     """Scenarios chosen by ``--only``/``--skip``: names, groups or shell patterns (``sig-*``)."""
@@ -99,6 +111,9 @@ def judge(scenario: Scenario, setup: CheckSetup, ctx: CheckContext) -> tuple[Ver
         texts = " ".join(exc.status_strings) + " " + " ".join(getattr(exc, "error_details", ()) or ())
         if set(exc.fail_info_names) & set(scenario.unsupported) or _UNSUPPORTED_TEXT.search(texts):
             return Verdict.UNSUPPORTED, got, "the server does not offer this: " + got
+        if _POLICY_TEXT.search(texts):
+            return (Verdict.UNSUPPORTED, got, "the server does not take this request with the protection or "
+                    f"signer used (its policy, not a conformance failure): {got}")
         return Verdict.FAIL, got, f"the server rejected a valid request: {got}"
     except PollTimeout as exc:
         return Verdict.ERROR, "timeout", exc.diagnostics()

@@ -176,7 +176,7 @@ def check(ctx: click.Context, **_: Any) -> None:
 
     Each scenario ends PASS, FAIL (with a reason), EJBCA-COMPATIBLE (a documented EJBCA
     deviation, with --expect ejbca), UNSUPPORTED (the server says it does not offer the
-    feature), SKIPPED (no credentials for that mode) or ERROR (transport failure).
+    feature, or its policy refuses the protection or signer used for that request), SKIPPED (no credentials for that mode) or ERROR (transport failure).
     Give the credentials you have: --authparam/--keyid for MAC scenarios, --keystore or
     --cert/--key for signature ones, --trusted for signed responses.
 
@@ -249,7 +249,9 @@ def _not_the_servers_fault(report: Any) -> Exception | None:
         return TransportError(f"the server was not reached in any scenario: {unreached[0].reason}",
                               hint="check --url and that the server is running; no conformance result was obtained")
     baselines = [r for r in ran if r.name in _BASELINES]
-    if baselines and all(r.verdict is Verdict.FAIL and _AUTH_REFUSED.search(f"{r.got} {r.reason}") for r in baselines):
+    if baselines and all(r.verdict in (Verdict.FAIL, Verdict.UNSUPPORTED) and _AUTH_REFUSED.search(f"{r.got} {r.reason}")
+                         for r in baselines) and any(r.verdict is Verdict.FAIL or "its policy" in r.reason
+                                                     for r in baselines):
         return CMPRejection(
             f"the server refused our credentials in the baseline scenario(s) {', '.join(r.name for r in baselines)}: "
             f"{baselines[0].got}",

@@ -214,3 +214,22 @@ def test_wrong_credentials_are_not_blamed_on_the_server(testca_server):
     assert r.exit_code == 7 and "refused our credentials" in r.stderr and "--authparam" in r.stderr, r.stderr
     r = run([*mac(testca_server, "ra"), *only])  # the same with the right secret: all pass
     assert r.exit_code == 0, r.stdout + r.stderr
+
+
+def test_the_readme_example_on_the_walkthrough_alias_finds_no_failure(testca_server):
+    """The README's example (MAC secret and the RA administrator, --expect ejbca) against the
+    walkthrough's lwcmp alias gave 5 FAILs (cr, p10cr, rr, genm: "MAC protection is not
+    accepted for cr on this alias"; ir-signer: "the signer may only request certificates for
+    'CN=RA Admin...'") and exit 5: the alias's policy (RFC 9483: MAC for the first ir, then the
+    end entity's own signature) judged as non-conformance. Now UNSUPPORTED, with the reason."""
+    only = ["--only", "ir,cr,p10cr,rr,genm,ir-signer"]
+    r, doc, res = run_json([*mac(testca_server, "lwcmp"), "--keyid", "device1", *ra_admin(testca_server),
+                            "--expect", "ejbca", *only])
+    assert r.exit_code == 0, {n: (x["verdict"], x["reason"]) for n, x in res.items()}
+    assert res["ir"]["verdict"] == "PASS"
+    for name in ("cr", "p10cr", "rr", "genm", "ir-signer"):
+        assert res[name]["verdict"] == "UNSUPPORTED" and "its policy" in res[name]["reason"], (name, res[name])
+    # the ra alias (HMAC only): a signed ir is not taken there
+    r, doc, res = run_json([*mac(testca_server, "ra"), *ra_admin(testca_server), "--expect", "ejbca",
+                            "--subject-template", UID_TEMPLATE, "--only", "ir,ir-signer"])
+    assert r.exit_code == 0 and res["ir-signer"]["verdict"] == "UNSUPPORTED", res["ir-signer"]
