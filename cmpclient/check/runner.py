@@ -59,9 +59,10 @@ _UNSUPPORTED_TEXT = re.compile(
 #: signatures of the end entity itself for its own subject), not a conformance failure:
 #: "MAC protection is not accepted for cr on this alias", "the message is not
 #: signature-protected" (the alias takes the other kind), "the signer may only request
-#: certificates for 'CN=...'".
+#: certificates for 'CN=...'".  Narrow on purpose: a text match must not turn a server's bug
+#: ("signature not accepted" for a valid signature) into UNSUPPORTED.
 _POLICY_TEXT = re.compile(
-    r"not accepted|is not (?:MAC|signature)-protected|may only (?:request|revoke)",
+    r"protection is not accepted|is not (?:MAC|signature)-protected|may only (?:request|revoke)",
     re.IGNORECASE,
 )
 

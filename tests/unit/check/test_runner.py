@@ -42,6 +42,11 @@ def raise_(exc):
     (raise_(CMPErrorMessage("e", fail_info_names=["badAlg"])), {}, Verdict.UNSUPPORTED),
     (raise_(CMPErrorMessage("e", fail_info_names=["badRequest"], status_strings=["feature not supported"])), {}, Verdict.UNSUPPORTED),
     (raise_(CMPErrorMessage("e", fail_info_names=["badRequest"])), {}, Verdict.FAIL),
+    # the server's policy for the protection used: UNSUPPORTED; a refused valid signature stays a FAIL
+    (raise_(CMPErrorMessage("e", fail_info_names=["notAuthorized"],
+                            status_strings=["MAC protection is not accepted for cr on this alias"])), {}, Verdict.UNSUPPORTED),
+    (raise_(CMPErrorMessage("e", fail_info_names=["badMessageCheck"], status_strings=["signature not accepted"])), {},
+     Verdict.FAIL),
     (raise_(TransportError("down")), {}, Verdict.ERROR),
     (raise_(ProtectionError("bad sig")), {}, Verdict.FAIL),
     (raise_(ZeroDivisionError("boom")), {}, Verdict.ERROR),
