@@ -31,7 +31,9 @@ from cmpclient.errors import UsageError
 
 log = logging.getLogger("cmpclient.cli")
 
-POPO_CHOICES = ("signature", "raverify", "none", "keyenc")
+POPO_CHOICES = ("signature", "raverify", "none", "keyenc", "-1", "0", "1", "2")
+#: openssl cmp's -popo numbers
+OPENSSL_POPO = {"-1": "none", "0": "raverify", "1": "signature", "2": "keyenc"}
 
 KEY_USAGES = (
     "digitalSignature", "contentCommitment", "keyEncipherment", "dataEncipherment",
@@ -55,7 +57,8 @@ _newkey_options = [
 #: POPO choice and on-the-fly nesting through an RA, shared by crmf and update.
 _popo_and_nesting_options = [
     opt("--popo", name="popo", type=click.Choice(POPO_CHOICES, case_sensitive=False), default="signature",
-        show_default=True, help="Proof of possession."),
+        show_default=True, help="Proof of possession; openssl's -popo numbers work too (-1 none, 0 raverify, "
+        "1 signature, 2 keyenc)."),
     opt("--includepopo", name="includepopo", is_flag=True, default=False, help="EJBCA spelling of --popo signature."),
     opt("--nest-with-ra-cert", name="nest_with_ra_cert", type=click.Path(dir_okay=False),
         help="Wrap the requests in a nested message signed by this RA certificate (PEM; chain may follow)."),
@@ -261,6 +264,7 @@ def apply_popo(builder: Any, params: dict[str, Any], key: Any) -> Any:
     from cmpclient.protection import popo_signer
 
     method = (params.get("popo") or "signature").lower()
+    method = OPENSSL_POPO.get(method, method)
     if params.get("includepopo") and method != "signature":
         raise UsageError("--includepopo means --popo signature; do not combine it with another --popo")
     if method == "signature" and _is_mlkem(key) and not params.get("includepopo"):

@@ -389,3 +389,20 @@ def test_e_status_hints(status, needle):
     from cmpclient.transport.http import _status_hint
 
     assert needle in _status_hint(status, "http://x/", None)
+
+
+@pytest.mark.parametrize("number, method", [("-1", "popo_none"), ("0", "popo_ra_verified"), ("1", "popo_signature"),
+                                            ("2", "popo_key_agreement")])
+def test_d_openssl_popo_numbers(number, method):
+    """openssl cmp's -popo takes numbers: -1 none, 0 raVerified, 1 signature, 2 keyenc."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from cmpclient.cli.enroll_cmd import apply_popo
+
+    assert show_config(["crmf", "--popo", number])["popo"]["value"] == number  # "-1" is a value, not an option
+
+    class Builder:
+        def __getattr__(self, name):
+            return lambda *args: name
+
+    assert apply_popo(Builder(), {"popo": number}, ec.generate_private_key(ec.SECP256R1())) == method
