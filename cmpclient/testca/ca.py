@@ -89,9 +89,23 @@ class CertificateAuthority:
     cert: x509.Certificate
     parent: "CertificateAuthority | None" = None
     cert_der: bytes = field(init=False)
+    #: (cert, its AuthorityKeyIdentifier for the certificates it issues, its subject as
+    #: text): read from the certificate once, not on every issuance; ``cert`` is the key.
+    _issuer_cache: tuple[x509.Certificate, x509.AuthorityKeyIdentifier, str] | None = field(
+        init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.cert_der = self.cert.public_bytes(serialization.Encoding.DER)
+
+    def issuer_info(self) -> tuple[x509.AuthorityKeyIdentifier, str]:
+        """The AuthorityKeyIdentifier of the certificates this CA issues and its subject
+        as RFC 4514 text (the store's issuer column), cached while ``cert`` is the same."""
+        cached = self._issuer_cache
+        if cached is None or cached[0] is not self.cert:
+            ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+            aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+            cached = self._issuer_cache = (self.cert, aki, self.cert.subject.rfc4514_string())
+        return cached[1], cached[2]
 
     @property
     def name(self) -> str:
@@ -133,11 +147,14 @@ class CertificateAuthority:
         confirmed: bool = True,
         transaction_id: bytes | None = None,
         force_validity: bool = False,
+        ee_status: str | None = None,
     ) -> tuple[x509.Certificate, int]:
         """Issue and store a certificate; returns it and its store id.
 
         Requested validity, keyUsage/extendedKeyUsage are used only where the profile
         allows an override (``force_validity`` is for tests and admin tools).
+        ``ee_status`` sets the end entity ``username``'s status in the write that stores
+        the certificate.
         """
         if len(subject) == 0:
             raise IssuanceError("the certificate template has an empty subject")
@@ -161,6 +178,8 @@ class CertificateAuthority:
             if ext_key_usages is not None:
                 eku = list(ext_key_usages)
 
+        aki, issuer_text = self.issuer_info()
+
         def make(serial: int) -> x509.Certificate:
             b = (
                 x509.CertificateBuilder()
@@ -172,8 +191,7 @@ class CertificateAuthority:
                 .not_valid_after(end)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
-                    self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value), critical=False)
+                .add_extension(aki, critical=False)
             )
             if ku:
                 b = b.add_extension(key_usage(ku), critical=True)
@@ -186,9 +204,9 @@ class CertificateAuthority:
         def insert(cert: x509.Certificate, serial: int) -> int:
             der = cert.public_bytes(serialization.Encoding.DER)
             return store.insert_certificate(
-                ca=self.name, serial=serial, subject=subject.rfc4514_string(), issuer=self.cert.subject.rfc4514_string(),
+                ca=self.name, serial=serial, subject=subject.rfc4514_string(), issuer=issuer_text,
                 not_before=start.timestamp(), not_after=end.timestamp(), username=username, der=der,
-                fingerprint=fingerprint(der), confirmed=confirmed, transaction_id=transaction_id,
+                fingerprint=fingerprint(der), confirmed=confirmed, transaction_id=transaction_id, ee_status=ee_status,
             )
 
         return with_fresh_serial(store, self.name, make, insert)

@@ -572,9 +572,8 @@ class Engine:
             if alias.mode == "client":
                 self.store.set_end_entity_status(username, "NEW")
             raise
-        if issued:
-            self.store.set_end_entity_status(username, "GENERATED")
-        elif alias.mode == "client":
+        # Issuing marked the end entity GENERATED in the write that stored its certificate.
+        if not issued and alias.mode == "client":
             self.store.set_end_entity_status(username, "NEW")
         return self.cert_response_message(req, RESPONSE_KIND[req.body_type], responses, issued, req.ca)
 
@@ -674,7 +673,7 @@ class Engine:
                 # A certificate delivered encrypted (indirect POPO) awaits its proof: it stays
                 # unconfirmed until certConf carries the right certHash, whatever the alias.
                 confirmed=(not strict or req.header.implicit_confirm) and _indirect_popo(item) is None,
-                transaction_id=req.header.transaction_id,
+                transaction_id=req.header.transaction_id, ee_status="GENERATED",
             )
         except IssuanceError as exc:
             raise Refusal(exc.fail_info, exc.message, form="reject") from exc
@@ -934,9 +933,8 @@ class Engine:
         if req.body_type == "p10cr":
             cert_ids.update({"-1": cid for _, cid, _ in issued})
         state = "closed" if implicit or not issued else "awaiting_conf"
-        if implicit:
-            for _, cid, _ in issued:
-                self.store.set_confirmed(cid)
+        # Implicit confirmation needs no write: issue_one stored these certificates confirmed
+        # already (the request asked for implicitConfirm, and none awaits an indirect proof).
         auth_fields = {"auth_kind": req.auth.kind if req.auth else None, "auth_ref": req.auth.ref if req.auth else None,
                        "ca": ca.name, "cert_ids": cert_ids}
         if alias.faults.poll_count > 0 and responses:
@@ -1125,9 +1123,8 @@ class Engine:
         # An RA administrator names the end entity by the template subject; an end entity
         # (or an lwcmp signer acting for itself) keeps the subject of the certificate it updates.
         subject = item.subject if (item.subject is not None and len(item.subject) and auth.ra_admin) else old_cert.subject
+        # Issuing marks the end entity GENERATED (in the write that stores the certificate).
         responses, issued = self.issue_items(req, req.items[:1], ca, profile, ee.username, subject, old_key_spki=old_spki)
-        if issued:
-            self.store.set_end_entity_status(ee.username, "GENERATED")
         return self.cert_response_message(req, "kup", responses, issued, ca)
 
     # --- rr --------------------------------------------------------------------------------------------------

@@ -1,0 +1,163 @@
+"""The store's cheaper writes keep the store's contents: upserts against the former
+SELECT-then-INSERT/UPDATE, the transaction REPLACE against DELETE+INSERT, the end entity
+status written with the certificate, and the CA's cached issuer data."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from testca_testlib import issued_cert, ir, mac
+
+from cmpclient.testca import TestCA
+from cmpclient.testca import store as store_mod
+from cmpclient.testca.store import Store
+
+_EE_COLUMNS = "username, status, password, dn, ca, cert_profile, ee_profile, ra_admin"
+_TX_COLUMNS = "alias, transaction_id, state, request_body, response_body, auth_kind, auth_ref, ca, last_nonce, polls, pending, cert_ids"
+
+
+def _old_upsert(db: sqlite3.Connection, username: str, *, dn: str, status: str = "NEW", password: str | None = None,
+                ca: str | None = None, cert_profile: str | None = None, ee_profile: str | None = None,
+                ra_admin: bool | None = None, keep_existing: bool = False) -> None:
+    """Store.upsert_end_entity as it was (SELECT, then INSERT or UPDATE)."""
+    now = time.time()
+    row = db.execute("SELECT * FROM end_entities WHERE username = ?", (username,)).fetchone()
+    if row is None:
+        db.execute(
+            "INSERT INTO end_entities (username, status, password, dn, ca, cert_profile, ee_profile, ra_admin, created, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (username, status, password, dn, ca, cert_profile, ee_profile, int(bool(ra_admin)), now, now),
+        )
+    elif not keep_existing:
+        db.execute(
+            "UPDATE end_entities SET status = ?, password = COALESCE(?, password), dn = ?, ca = COALESCE(?, ca),"
+            " cert_profile = COALESCE(?, cert_profile), ee_profile = COALESCE(?, ee_profile),"
+            " ra_admin = COALESCE(?, ra_admin), updated = ? WHERE username = ?",
+            (status, password, dn, ca, cert_profile, ee_profile, None if ra_admin is None else int(ra_admin), now, username),
+        )
+
+
+_UPSERTS: list[dict[str, Any]] = [
+    dict(username="a", dn="CN=a"),
+    dict(username="a", dn="CN=a2", status="GENERATED", ca="CA1", keep_existing=True),
+    dict(username="a", dn="CN=a3", status="GENERATED", ca="CA1", cert_profile="P", ra_admin=True),
+    dict(username="a", dn="CN=a4", password="pw"),  # None keeps ca, profiles, ra_admin
+    dict(username="a", dn="CN=a5", ra_admin=False, ee_profile="E"),
+    dict(username="b", dn="CN=b", password="x", ra_admin=True, keep_existing=True),
+    dict(username="b", dn="CN=b", status="REVOKED", password=None, ca=None),
+    dict(username="c", dn="CN=c", status="NEW", ra_admin=None, keep_existing=False),
+]
+
+
+def test_upsert_end_entity_writes_what_select_then_insert_or_update_wrote(tmp_path: Path) -> None:
+    new = Store(tmp_path / "new.sqlite")
+    old = Store(tmp_path / "old.sqlite")
+    for i, kw in enumerate(_UPSERTS):
+        new.upsert_end_entity(**kw)
+        with old.write() as db:
+            _old_upsert(db, **kw)
+        rows = [s.read().execute(f"SELECT {_EE_COLUMNS} FROM end_entities ORDER BY username").fetchall() for s in (new, old)]
+        assert [tuple(r) for r in rows[0]] == [tuple(r) for r in rows[1]], (i, kw)
+    created = new.read().execute("SELECT created, updated FROM end_entities WHERE username = 'a'").fetchone()
+    assert created["created"] < created["updated"]  # an update keeps the creation time
+
+
+def test_begin_transaction_replace_resets_the_record_like_delete_and_insert(tmp_path: Path) -> None:
+    s = Store(tmp_path / "db.sqlite")
+    assert s.begin_transaction("ra", b"t1", "ir", exclusive=False)
+    s.update_transaction("ra", b"t1", state="closed", response_body="ip", auth_kind="mac", auth_ref="secret:alias",
+                         ca="X", last_nonce=b"n", pending={"a": 1}, cert_ids={"0": 7})
+    s.bump_polls("ra", b"t1")
+    first_created = s.read().execute("SELECT created FROM transactions").fetchone()[0]
+    assert s.begin_transaction("ra", b"t2", "cr", exclusive=False)
+    time.sleep(0.01)
+    assert s.begin_transaction("ra", b"t1", "cr", exclusive=False)  # replaced: every field fresh
+    tx = s.get_transaction("ra", b"t1")
+    assert tx is not None
+    assert (tx.state, tx.request_body, tx.response_body, tx.auth_kind, tx.auth_ref, tx.ca, tx.last_nonce, tx.polls,
+            tx.pending, tx.cert_ids) == ("open", "cr", None, None, None, None, None, 0, None, {})
+    assert s.read().execute("SELECT created FROM transactions WHERE transaction_id = ?", (b"t1",)).fetchone()[0] > first_created
+    assert s.read().execute("SELECT COUNT(*) FROM transactions").fetchone()[0] == 2
+    # exclusive: an existing transaction is a conflict and stays as it is
+    assert not s.begin_transaction("ra", b"t1", "ir", exclusive=True)
+    assert s.get_transaction("ra", b"t1").request_body == "cr"  # type: ignore[union-attr]
+
+
+def test_certificate_and_end_entity_status_are_one_write(tmp_path: Path) -> None:
+    s = Store(tmp_path / "db.sqlite")
+    s.upsert_end_entity("u", dn="CN=u")
+    kw = dict(ca="X", serial=2**70, subject="CN=u", issuer="CN=X", not_before=0.0, not_after=1.0, username="u")
+    s.insert_certificate(der=b"1", fingerprint="f1", ee_status="GENERATED", **kw)
+    assert s.get_end_entity("u").status == "GENERATED"  # type: ignore[union-attr]
+    s.set_end_entity_status("u", "NEW")
+    with pytest.raises(store_mod.SerialCollision):  # the insert fails: the status is not written either
+        s.insert_certificate(der=b"2", fingerprint="f2", ee_status="GENERATED", **kw)
+    assert s.get_end_entity("u").status == "NEW"  # type: ignore[union-attr]
+    s.insert_certificate(der=b"3", fingerprint="f3", **{**kw, "serial": 2**71})  # without ee_status: untouched
+    assert s.get_end_entity("u").status == "NEW"  # type: ignore[union-attr]
+
+
+def _writes_of(testca: TestCA, run: Any) -> list[str]:
+    statements: list[str] = []
+    conn = testca.store.read()
+    conn.set_trace_callback(statements.append)
+    try:
+        run()
+    finally:
+        conn.set_trace_callback(None)
+    return statements
+
+
+@pytest.mark.parametrize("alias, kid", [("ra", b"ra"), ("lwcmp", b"lw")])
+def test_implicitly_confirmed_ir_is_stored_confirmed_generated_and_closed(testca: TestCA, alias: str, kid: bytes) -> None:
+    name = f"implicit-{alias}-{time.monotonic_ns()}"
+    holder: list[Any] = []
+    statements = _writes_of(testca, lambda: holder.append(
+        ir(testca, alias, f"CN={name},UID={name}", protection=mac(kid=kid), hdr=dict(implicit_confirm=True))))
+    rsp = holder[0]
+    assert rsp.header.implicit_confirm
+    cert = issued_cert(rsp)
+    rec = testca.store.find_certificate("ManagementCA", cert.serial_number)
+    assert rec is not None and rec.confirmed and rec.status == "active"
+    assert rec.issuer == testca.ca("ManagementCA").cert.subject.rfc4514_string()
+    ee = testca.store.get_end_entity(rec.username)  # type: ignore[arg-type]
+    assert ee is not None and ee.status == "GENERATED"
+    tx = testca.store.get_transaction(alias, rsp.header.transaction_id)
+    assert tx is not None and tx.state == "closed" and tx.last_nonce == rsp.header.sender_nonce
+    assert tx.cert_ids == {"0": rec.id}
+    # The cost this guards: the non-strict ir used to take 6 write transactions.
+    writes = sum(1 for st in statements if st.startswith("BEGIN IMMEDIATE"))
+    assert writes <= (4 if alias == "ra" else 5), statements
+    assert not any("SET confirmed" in st for st in statements)
+
+
+def test_rejected_client_mode_request_leaves_the_end_entity_new(testca: TestCA) -> None:
+    testca.store.upsert_end_entity("rejectme", dn="CN=rejectme", status="NEW", password="pw123")
+    rsp = ir(testca, "client", "CN=rejectme", protection=mac(secret=b"pw123", kid=b"rejectme"),
+             popo="none")
+    assert rsp.body_type == "ip" and rsp.content.responses[0].status.status == "rejection"
+    assert testca.store.get_end_entity("rejectme").status == "NEW"  # type: ignore[union-attr]
+    assert testca.store.certificates_of("rejectme") == []
+
+
+def test_issuer_info_is_cached_per_certificate(testca: TestCA) -> None:
+    ca = testca.ca("ManagementCA")
+    ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    aki, issuer = ca.issuer_info()
+    assert aki == x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+    assert issuer == ca.cert.subject.rfc4514_string()
+    assert ca.issuer_info()[0] is aki  # cached
+    other = testca.ca("RootCA")
+    original = ca.cert
+    try:
+        ca.cert = other.cert  # a different certificate: read again, not the cached values
+        aki2, issuer2 = ca.issuer_info()
+        assert issuer2 == other.cert.subject.rfc4514_string() and aki2 != aki
+    finally:
+        ca.cert = original
+    assert ca.issuer_info()[1] == issuer
