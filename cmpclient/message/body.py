@@ -16,7 +16,7 @@ from cmpclient.asn1 import cmp, codec, crmf, oids
 from cmpclient.errors import UsageError
 from cmpclient.message.header import build_itav, generalized_time
 from cmpclient.message.names import general_name, name_to_asn1
-from cmpclient.message.status import build_status_info
+from cmpclient.message.status import build_status_info, status_info_der
 
 REQUEST_BODIES = ("ir", "cr", "kur", "krr", "ccr")
 RESPONSE_FOR = {"ir": "ip", "cr": "cp", "kur": "kup", "krr": "krp", "ccr": "ccp", "p10cr": "cp", "rr": "rp",
@@ -221,7 +221,12 @@ def cert_response(
     Built as DER (``as_der`` returns it; otherwise it is decoded once into a CertResponse).
     """
     h = codec.der_header
-    parts = codec.encode(univ.Integer(cert_req_id)) + codec.encode(build_status_info(status, fail_info=fail_info, texts=texts))
+    id_content = codec.int_content(cert_req_id)
+    parts = h(0x02, len(id_content)) + id_content
+    if texts:
+        parts += codec.encode(build_status_info(status, fail_info=fail_info, texts=texts))
+    else:  # the answers the CA sends most: written directly, the bytes pyasn1 would write
+        parts += status_info_der(status, fail_info=fail_info)
     if cert_der is not None or encrypted_cert is not None:
         if cert_der is not None and encrypted_cert is not None:
             raise UsageError("a CertResponse carries a certificate or an encrypted certificate, not both")

@@ -65,6 +65,27 @@ def build_status_info(
     return info
 
 
+def status_info_der(status: str | int = "accepted", *, fail_info: Sequence[str | int] = ()) -> bytes:
+    """The DER of ``build_status_info(status, fail_info=fail_info)`` (no statusString),
+    written directly: the same bytes as pyasn1's encoding, without building the value.
+
+    failInfo is a BIT STRING with named bits, so DER drops trailing zero bits: the
+    content is the unused-bit count, then the bits up to the highest one set.
+    """
+    code = status_code(status)
+    content = b"\x02\x01" + bytes((code,))  # PKIStatus: 0..6, one content octet
+    bits = fail_info_bits(fail_info) if fail_info else ()
+    if bits:
+        width = bits[-1] + 1
+        size = (width + 7) // 8
+        value = 0
+        for bit in bits:
+            value |= 1 << (size * 8 - 1 - bit)
+        octets = bytes((size * 8 - width,)) + value.to_bytes(size, "big")
+        content += bytes((0x03, len(octets))) + octets
+    return bytes((0x30, len(content))) + content
+
+
 @dataclass(frozen=True)
 class StatusInfo:
     """A PKIStatusInfo read back: the status name, failInfo names and texts."""

@@ -8,7 +8,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cmpclient.asn1 import codec, oids
+from cmpclient.asn1 import cmp, codec, oids
 from cmpclient.message import body as B
 from cmpclient.message.header import HeaderBuilder
 from cmpclient.message.pkimessage import assemble, decode_message, encode_message
@@ -223,3 +223,98 @@ def test_accepted_cert_status_der_is_what_pyasn1_writes(cert_req_id: int, hash_l
     # and a certConf of DER entries is the certConf of pyasn1 entries
     assert (B.cert_conf_body([B.accepted_cert_status_der(cert_req_id, digest)], as_der=True)
             == B.cert_conf_body([B.cert_status(cert_req_id, digest)], as_der=True))
+
+
+def _fail_info_cases() -> list[tuple]:
+    import random
+
+    from cmpclient.message.status import FAIL_INFO_NAMES
+
+    rng = random.Random(4210)
+    cases: list[tuple] = [(), ("badAlg",), ("systemFailure",), ("duplicateCertReq",), (0, 7, 8), (7,), (8,), (15,), (16,),
+                          ("badPOP", "BADPOP", 9)]
+    cases += [(name,) for name in FAIL_INFO_NAMES]
+    cases += [tuple(rng.sample(range(len(FAIL_INFO_NAMES)), rng.randint(1, 6))) for _ in range(60)]
+    return cases
+
+
+@pytest.mark.parametrize("fail_info", _fail_info_cases())
+def test_status_info_der_is_what_pyasn1_writes(fail_info: tuple) -> None:
+    from cmpclient.message.status import STATUS_NAMES, build_status_info, status_info_der
+
+    for status in (*STATUS_NAMES, *range(len(STATUS_NAMES))):
+        assert status_info_der(status, fail_info=fail_info) == codec.encode(build_status_info(status, fail_info=fail_info))
+
+
+def test_status_info_der_refuses_what_build_status_info_refuses() -> None:
+    from cmpclient.errors import UsageError
+    from cmpclient.message.status import status_info_der
+
+    for status, fail_info in (("nosuch", ()), (7, ()), (-1, ()), ("accepted", ("nosuch",)), ("rejection", (27,))):
+        with pytest.raises(UsageError):
+            status_info_der(status, fail_info=fail_info)
+
+
+def _cert_response_pyasn1(cert_req_id: int, status: str, fail_info: tuple, cert_der: bytes | None) -> bytes:
+    """CertResponse as pyasn1 writes it (certReqId and PKIStatusInfo encoded by pyasn1)."""
+    from pyasn1.type import univ
+
+    from cmpclient.message.status import build_status_info
+
+    parts = codec.encode(univ.Integer(cert_req_id)) + codec.encode(build_status_info(status, fail_info=fail_info))
+    if cert_der is not None:
+        coec = codec.der_header(0xA0, len(cert_der)) + cert_der
+        parts += codec.der_header(0x30, len(coec)) + coec
+    return codec.der_header(0x30, len(parts)) + parts
+
+
+@pytest.mark.parametrize("cert_req_id", [0, 1, 127, 128, 255, 256, 2**31 - 1, 2**63, -1, -128, -129])
+@pytest.mark.parametrize("status, fail_info, cert_der", [
+    ("accepted", (), b"\x30\x03\x02\x01\x05"),
+    ("accepted", (), b"\x30\x82\x01\x00" + bytes(256)),
+    ("grantedWithMods", (), b"\x30\x00"),
+    ("waiting", (), None),
+    ("rejection", ("badCertTemplate",), None),
+    ("rejection", ("badPOP", "systemFailure"), None),
+])
+def test_cert_response_der_is_what_pyasn1_writes(cert_req_id: int, status: str, fail_info: tuple,
+                                                 cert_der: bytes | None) -> None:
+    got = B.cert_response(cert_req_id, status, fail_info=list(fail_info), cert_der=cert_der, as_der=True)
+    assert got == _cert_response_pyasn1(cert_req_id, status, fail_info, cert_der)
+    # the decoded form (as_der False) reads back the same
+    assert codec.encode(B.cert_response(cert_req_id, status, fail_info=list(fail_info), cert_der=cert_der)) == got
+    # with texts the status is still pyasn1's own
+    texts = ["refused: ünïcode", "second"]
+    with_texts = B.cert_response(cert_req_id, status, fail_info=list(fail_info), texts=texts, as_der=True)
+    decoded = codec.decode(with_texts, cmp.CertResponse(), what="CertResponse", strict=False)
+    assert [str(t) for t in decoded["status"]["statusString"]] == texts
+
+
+def test_builder_copies_are_what_dataclasses_replace_makes() -> None:
+    import dataclasses
+
+    from cmpclient.errors import UsageError
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = HeaderBuilder().pvno(2).sender("CN=a")
+    steps = [("_recipient", "CN=b"), ("_sender_kid", b"kid"), ("_transaction_id", b"t" * 16), ("_recip_nonce", b"n" * 16)]
+    hb = start
+    for name, value in steps:
+        before = dict(hb.__dict__)
+        nxt = hb._set(name, value)
+        assert nxt == dataclasses.replace(hb, **{name: value}) and type(nxt) is HeaderBuilder
+        assert hb.__dict__ == before and nxt is not hb  # the original is untouched
+        assert set(nxt.__dict__) == set(hb.__dict__)
+        hb = nxt
+    appended = hb.implicit_confirm()
+    assert appended == dataclasses.replace(hb, _general_info=hb._general_info + ((oids.IT_IMPLICIT_CONFIRM, b"\x05\x00"),))
+    assert hash(appended) == hash(dataclasses.replace(appended))
+    with pytest.raises(UsageError, match="already set"):
+        hb.recipient("CN=c")
+    with pytest.raises(TypeError):
+        hb._with("_no_such_field", 1)
+    fixed = hb.message_time(False).sender_nonce(b"s" * 16)
+    assert fixed.build_der() == HeaderBuilder(_pvno=2, _sender="CN=a", _recipient="CN=b", _sender_kid=b"kid", _transaction_id=b"t" * 16,
+                                              _recip_nonce=b"n" * 16, _message_time=False, _sender_nonce=b"s" * 16).build_der()
+    crb = CertRequestBuilder().cert_req_id(3).subject("CN=x").public_key(key)
+    assert crb == dataclasses.replace(CertRequestBuilder(), **{f.name: getattr(crb, f.name) for f in dataclasses.fields(crb)})
