@@ -144,8 +144,12 @@ def verify_signature_by(req: "Request", cert: x509.Certificate) -> None:
     alg = req.protection_alg()
     if alg is None or str(alg["algorithm"]) in MAC_ALGS:
         raise NotApplicable("the message is not signature-protected")
+    # The fast reader kept the PKIProtection octets: no full decode of the message for them.
+    value = req.parsed.protection_value
+    if value is None:
+        value = req.msg["protection"].asOctets()
     try:
-        _sig.verify(cert.public_key(), alg, codec.protected_part(req.der), req.msg["protection"].asOctets())  # type: ignore[arg-type]
+        _sig.verify(cert.public_key(), alg, codec.protected_part(req.der), value)  # type: ignore[arg-type]
     except (ProtectionError, DecodeError) as exc:
         raise NotApplicable(f"the signature does not verify with the extraCerts signer ({exc.message})") from exc
     except UnsupportedAlgorithm as exc:

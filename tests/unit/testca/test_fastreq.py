@@ -274,6 +274,35 @@ def test_a_fast_read_request_is_answered_without_pyasn1_decoding(testca, monkeyp
     assert rsp.header.implicit_confirm
 
 
+def test_a_fast_read_signed_request_is_verified_without_pyasn1_decoding(testca, monkeypatch, ra_admin) -> None:
+    """The signature check takes the PKIProtection octets the fast reader kept; a
+    signature that does not verify is still refused."""
+    from testca_testlib import der as cert_der
+    from testca_testlib import error_of, sig
+
+    key, cert = ra_admin
+
+    def signed(name: str) -> bytes:
+        return message(B.cert_req_body("cr", [cert_req(f"CN={name}", KEYS["secp256r1"])]), sig(key, cert),
+                       extra_certs=[cert_der(cert)], tid=name.encode(), nonce=b"v" * 16)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the full decoder was used")
+
+    good = signed("fast-signed-ok")
+    bad = bytearray(signed("fast-signed-bad"))
+    tail = bad.rindex(cert_der(cert))  # the signature's last octet is just before the extraCerts
+    bad[tail - 10] ^= 0x01
+    assert fastreq.read_request(good) is not None and fastreq.read_request(bytes(bad)) is not None
+    monkeypatch.setattr("cmpclient.message.parse.decode_message", refuse)
+    ok = parse_message(testca.handle("ra-sig", good)[1])
+    assert ok.body_type == "cp" and ok.content.responses[0].status.status == "accepted"
+    monkeypatch.undo()
+    refused = parse_message(testca.handle("ra-sig", bytes(bad))[1])
+    kind, fail_info, texts = error_of(refused)
+    assert kind == "error" and fail_info == ("badRequest",) and "signature does not verify" in texts[0], texts
+
+
 def test_request_protection_views_agree() -> None:
     """Request.protection_oid/protection_alg give what auth.protection_alg gave, on both paths."""
     from cmpclient.testca.auth import protection_alg
