@@ -148,13 +148,14 @@ class CertificateAuthority:
         transaction_id: bytes | None = None,
         force_validity: bool = False,
         ee_status: str | None = None,
+        ee_upsert: dict[str, Any] | None = None,
     ) -> tuple[x509.Certificate, int]:
         """Issue and store a certificate; returns it and its store id.
 
         Requested validity, keyUsage/extendedKeyUsage are used only where the profile
         allows an override (``force_validity`` is for tests and admin tools).
-        ``ee_status`` sets the end entity ``username``'s status in the write that stores
-        the certificate.
+        ``ee_upsert`` (registering the end entity) and ``ee_status`` (its new status) go
+        into the write that stores the certificate (:meth:`Store.insert_certificate`).
         """
         if len(subject) == 0:
             raise IssuanceError("the certificate template has an empty subject")
@@ -207,6 +208,7 @@ class CertificateAuthority:
                 ca=self.name, serial=serial, subject=subject.rfc4514_string(), issuer=issuer_text,
                 not_before=start.timestamp(), not_after=end.timestamp(), username=username, der=der,
                 fingerprint=fingerprint(der), confirmed=confirmed, transaction_id=transaction_id, ee_status=ee_status,
+                ee_upsert=ee_upsert,
             )
 
         return with_fresh_serial(store, self.name, make, insert)

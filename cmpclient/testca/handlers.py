@@ -110,6 +110,9 @@ class Request:
     auth: AuthResult | None = None
     kem: Any = None  #: KEM-based MAC context of the transaction (testca.kem.KemContext)
     fast: FastRequest | None = None  #: what the fast reader read (None: the full decoder read the request)
+    #: RA mode: the end entity registration (upsert_end_entity keywords) that goes into the
+    #: write storing the first certificate; written on its own when none is stored.
+    pending_ee: dict[str, Any] | None = None
     _protection_alg: Any = field(default=None, repr=False)
 
     @property
@@ -563,8 +566,8 @@ class Engine:
             if req.auth.acts_for_subject is not None and first.subject.rfc4514_string() != req.auth.acts_for_subject:
                 raise Refusal("notAuthorized", f"the signer may only request certificates for '{req.auth.acts_for_subject}'", form="reject")
             username = self.ra_username(req, first.subject)
-            self.store.upsert_end_entity(username, dn=first.subject.rfc4514_string(), status="NEW", ca=req.ca.name,
-                                         cert_profile=profile.name, ee_profile=eep.name)
+            req.pending_ee = dict(username=username, dn=first.subject.rfc4514_string(), status="NEW", ca=req.ca.name,
+                                  cert_profile=profile.name, ee_profile=eep.name)
             fixed_subject = None
         try:
             responses, issued = self.issue_items(req, req.items, req.ca, profile, username, fixed_subject)
@@ -572,6 +575,10 @@ class Engine:
             if alias.mode == "client":
                 self.store.set_end_entity_status(username, "NEW")
             raise
+        finally:
+            if req.pending_ee is not None:  # no certificate stored: register the end entity on its own
+                pending, req.pending_ee = req.pending_ee, None
+                self.store.upsert_end_entity(**pending)
         # Issuing marked the end entity GENERATED in the write that stored its certificate.
         if not issued and alias.mode == "client":
             self.store.set_end_entity_status(username, "NEW")
@@ -673,8 +680,9 @@ class Engine:
                 # A certificate delivered encrypted (indirect POPO) awaits its proof: it stays
                 # unconfirmed until certConf carries the right certHash, whatever the alias.
                 confirmed=(not strict or req.header.implicit_confirm) and _indirect_popo(item) is None,
-                transaction_id=req.header.transaction_id, ee_status="GENERATED",
+                transaction_id=req.header.transaction_id, ee_status="GENERATED", ee_upsert=req.pending_ee,
             )
+            req.pending_ee = None  # registered with this certificate
         except IssuanceError as exc:
             raise Refusal(exc.fail_info, exc.message, form="reject") from exc
         cert_der = cert.public_bytes(serialization.Encoding.DER)

@@ -251,24 +251,42 @@ class Store:
 
         One statement (an upsert on the primary key), not a SELECT and then an INSERT or UPDATE.
         """
+        with self.write() as db:
+            self._upsert_end_entity(db, username, dn=dn, status=status, password=password, ca=ca, cert_profile=cert_profile,
+                                    ee_profile=ee_profile, ra_admin=ra_admin, keep_existing=keep_existing)
+
+    @staticmethod
+    def _upsert_end_entity(
+        db: sqlite3.Connection,
+        username: str,
+        *,
+        dn: str,
+        status: str = "NEW",
+        password: str | None = None,
+        ca: str | None = None,
+        cert_profile: str | None = None,
+        ee_profile: str | None = None,
+        ra_admin: bool | None = None,
+        keep_existing: bool = False,
+    ) -> None:
+        """:meth:`upsert_end_entity` inside the caller's write transaction."""
         now = time.time()
         insert = (
             "INSERT INTO end_entities (username, status, password, dn, ca, cert_profile, ee_profile, ra_admin, created, updated)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         values: tuple[Any, ...] = (username, status, password, dn, ca, cert_profile, ee_profile, int(bool(ra_admin)), now, now)
-        with self.write() as db:
-            if keep_existing:
-                db.execute(insert + " ON CONFLICT (username) DO NOTHING", values)
-            else:
-                db.execute(
-                    insert + " ON CONFLICT (username) DO UPDATE SET status = excluded.status,"
-                    " password = COALESCE(excluded.password, password), dn = excluded.dn, ca = COALESCE(excluded.ca, ca),"
-                    " cert_profile = COALESCE(excluded.cert_profile, cert_profile),"
-                    " ee_profile = COALESCE(excluded.ee_profile, ee_profile), ra_admin = COALESCE(?, ra_admin),"
-                    " updated = excluded.updated",
-                    (*values, None if ra_admin is None else int(ra_admin)),
-                )
+        if keep_existing:
+            db.execute(insert + " ON CONFLICT (username) DO NOTHING", values)
+        else:
+            db.execute(
+                insert + " ON CONFLICT (username) DO UPDATE SET status = excluded.status,"
+                " password = COALESCE(excluded.password, password), dn = excluded.dn, ca = COALESCE(excluded.ca, ca),"
+                " cert_profile = COALESCE(excluded.cert_profile, cert_profile),"
+                " ee_profile = COALESCE(excluded.ee_profile, ee_profile), ra_admin = COALESCE(?, ra_admin),"
+                " updated = excluded.updated",
+                (*values, None if ra_admin is None else int(ra_admin)),
+            )
 
     def set_end_entity_status(self, username: str, status: str, *, expect: str | None = None) -> bool:
         """Set the status; with ``expect`` only if the current status is that (atomically)."""
@@ -311,15 +329,21 @@ class Store:
         confirmed: bool = True,
         transaction_id: bytes | None = None,
         ee_status: str | None = None,
+        ee_upsert: dict[str, Any] | None = None,
     ) -> int:
         """Insert a certificate; raise :class:`SerialCollision` when the serial is taken.
 
-        ``ee_status`` also sets the status of the end entity ``username`` in the same write
-        transaction (what :meth:`set_end_entity_status` does): the CA marks an end entity
-        GENERATED once its certificate is stored, and one transaction costs less than two.
+        In the same write transaction, before the certificate: ``ee_upsert`` (keyword
+        arguments of :meth:`upsert_end_entity`) registers its end entity; and after it,
+        ``ee_status`` sets the status of the end entity ``username`` (what
+        :meth:`set_end_entity_status` does).  The CA registers an end entity and marks it
+        GENERATED with its certificate: one write transaction instead of three.  When the
+        insert fails, none of them is written.
         """
         try:
             with self.write() as db:
+                if ee_upsert is not None:
+                    self._upsert_end_entity(db, **ee_upsert)
                 cur = db.execute(
                     "INSERT INTO certificates (ca, serial, subject, issuer, not_before, not_after, username, der, fingerprint,"
                     " confirmed, transaction_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -130,10 +130,24 @@ def test_implicitly_confirmed_ir_is_stored_confirmed_generated_and_closed(testca
     tx = testca.store.get_transaction(alias, rsp.header.transaction_id)
     assert tx is not None and tx.state == "closed" and tx.last_nonce == rsp.header.sender_nonce
     assert tx.cert_ids == {"0": rec.id}
+    assert (ee.dn, ee.ca, ee.cert_profile, ee.ee_profile) == (f"CN={name},UID={name}", "ManagementCA", "CMP_CERT", "CMP_ENTITY")
     # The cost this guards: the non-strict ir used to take 6 write transactions.
     writes = sum(1 for st in statements if st.startswith("BEGIN IMMEDIATE"))
-    assert writes <= (4 if alias == "ra" else 5), statements
+    assert writes <= (3 if alias == "ra" else 4), statements
     assert not any("SET confirmed" in st for st in statements)
+
+
+@pytest.mark.parametrize("alias", ["reject", "ra"])
+def test_ra_end_entity_is_registered_when_no_certificate_is_stored(testca: TestCA, alias: str) -> None:
+    """RA mode registers the end entity with its first certificate; a request that stores
+    none (a rejection) still registers it, NEW, as before."""
+    name = f"noissue-{alias}-{time.monotonic_ns()}"
+    # "reject" rejects every item (fault injection); on "ra" the POPO is missing
+    rsp = ir(testca, alias, f"CN={name},UID={name}", protection=mac(), popo="none" if alias == "ra" else "signature")
+    assert rsp.content.responses[0].status.status == "rejection", rsp.content
+    ee = testca.store.find_end_entity_by_dn(f"CN={name},UID={name}")
+    assert ee is not None and ee.status == "NEW" and (ee.ca, ee.cert_profile) == ("ManagementCA", "CMP_CERT"), ee
+    assert testca.store.certificates_of(ee.username) == []
 
 
 def test_rejected_client_mode_request_leaves_the_end_entity_new(testca: TestCA) -> None:
