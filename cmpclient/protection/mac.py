@@ -368,7 +368,7 @@ def compute_pbm(secret: bytes, params: PBMParams, data: bytes) -> bytes:
     """The PasswordBasedMac value over ``data`` (the DER ProtectedPart)."""
     _require_secret(secret)
     key = pbm_key(secret, params)
-    return hmac.new(key, data, MAC_ALGORITHMS[params.mac][1]).digest()
+    return hmac.digest(key, data, MAC_ALGORITHMS[params.mac][1])  # one-shot: OpenSSL HMAC, no Python HMAC object
 
 
 def verify_pbm(
@@ -542,7 +542,7 @@ def pbmac1_key(secret: bytes, params: PBMAC1Params) -> bytes:
 def compute_pbmac1(secret: bytes, params: PBMAC1Params, data: bytes) -> bytes:
     """The PBMAC1 value over ``data``."""
     _require_secret(secret)
-    return hmac.new(pbmac1_key(secret, params), data, HMAC_SHA2_ALGORITHMS[params.mac][1]).digest()
+    return hmac.digest(pbmac1_key(secret, params), data, HMAC_SHA2_ALGORITHMS[params.mac][1])
 
 
 def verify_pbmac1(

@@ -91,6 +91,17 @@ CREATE TABLE IF NOT EXISTS nonces (
 );
 """
 
+#: os.getpid(), kept current in forked children (a connection must not cross processes).
+_PID = os.getpid()
+
+
+def _forked() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
 SERIAL_MIN_BITS = 63
 SERIAL_MAX_BITS = 159
 
@@ -176,7 +187,8 @@ class Store:
     # --- connections -----------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+        # _PID is this process's id (refreshed after a fork): no getpid() call per statement.
+        if conn is not None and getattr(self._local, "pid", None) == _PID:
             return conn
         conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=True)
         conn.row_factory = sqlite3.Row
@@ -187,7 +199,7 @@ class Store:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         self._local.conn = conn
-        self._local.pid = os.getpid()
+        self._local.pid = _PID
         return conn
 
     @contextmanager
@@ -207,7 +219,7 @@ class Store:
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+        if conn is not None and getattr(self._local, "pid", None) == _PID:
             conn.close()
         self._local.conn = None
 

@@ -175,3 +175,27 @@ def test_issuer_info_is_cached_per_certificate(testca: TestCA) -> None:
     finally:
         ca.cert = original
     assert ca.issuer_info()[1] == issuer
+
+
+def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    """The store notices a fork without calling getpid() per statement."""
+    import os
+
+    s = Store(tmp_path / "db.sqlite")
+    parent_conn = s.read()
+    s.upsert_end_entity("parent", dn="CN=parent")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, then leave without running the parent's cleanup
+        try:
+            ok = s.read() is not parent_conn and s._local.pid == os.getpid()
+            s.upsert_end_entity("child", dn="CN=child")
+            os.write(w, b"1" if ok and s.get_end_entity("parent") is not None else b"0")
+        finally:
+            os._exit(0)
+    os.close(w)
+    assert os.read(r, 1) == b"1"
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert s.read() is parent_conn  # the parent keeps its connection
+    assert s.get_end_entity("child") is not None
