@@ -265,6 +265,10 @@ class _Pending:
                 self.eof = True
                 return
             self.buf += chunk
+            if len(chunk) < 65536:
+                # A short read took everything that had arrived: no second recv just to
+                # hear EAGAIN (what arrives later, the next poll reports).
+                return
 
 
 #: Bytes a parked connection may buffer: the largest request the CA reads, plus headers.
@@ -357,14 +361,16 @@ class _Parking:
         poller = select.poll()
         poller.register(client, self._EVENTS)
         deadline = entry.start + self.PEEK_SECONDS
+        done = False
         while True:
             remaining = deadline - time.monotonic()
             if not poller.poll(max(0, int(remaining * 1000))):
                 break
             entry.fill()
-            if self._done(entry) or time.monotonic() >= deadline:
+            done = self._done(entry)
+            if done or time.monotonic() >= deadline:
                 break
-        if self._done(entry):
+        if done:
             return entry
         self._parked.append(entry)
         while len(self._parked) > self.MAX_PARKED:

@@ -163,3 +163,43 @@ def test_a_shorter_wait_asked_by_gunicorn_is_kept(listener):
     assert time.monotonic() - t0 < 2
     c.close()
     srv.close()
+
+
+class _CountingSocket:
+    """A non-blocking socket's recv, with the calls that only raised EAGAIN counted."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.eagain = sock, 0
+
+    def recv(self, size: int) -> bytes:
+        try:
+            return self.sock.recv(size)
+        except BlockingIOError:
+            self.eagain += 1
+            raise
+
+
+@pytest.mark.parametrize("size", [100, 65536 + 1000, 150_000])
+def test_fill_reads_what_arrived_without_a_recv_that_only_says_eagain(listener, size: int) -> None:
+    c, srv, addr = _connect(listener)
+    srv.setblocking(False)
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
+    c.sendall(data)
+    entry = serve_mod._Pending(srv, addr, listener)
+    counting = _CountingSocket(srv)
+    entry.sock = counting  # type: ignore[assignment]
+    deadline = time.monotonic() + 5
+    while len(entry.buf) < size and time.monotonic() < deadline:  # the bytes may arrive in pieces
+        assert select.select([srv], [], [], 1)[0]
+        entry.fill()
+    assert bytes(entry.buf) == data and not entry.eof
+    if size < 65536:  # (a larger one may, rarely, arrive as an exact multiple of a full read)
+        assert counting.eagain == 0  # the fill stopped at its short read
+    before = counting.eagain
+    entry.fill()  # nothing new: one recv, EAGAIN, nothing read
+    assert counting.eagain == before + 1 and bytes(entry.buf) == data
+    c.close()
+    assert select.select([srv], [], [], 5)[0]
+    entry.fill()
+    assert entry.eof
+    srv.close()
