@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -91,16 +91,9 @@ def protection_alg(msg: Any) -> rfc5280.AlgorithmIdentifier | None:
 
 def mac_params(alg: rfc5280.AlgorithmIdentifier) -> Any:
     """Parse the MAC parameters; an iteration count over the bound is a Refusal (badRequest)."""
-    try:
-        if str(alg["algorithm"]) == oids.PASSWORD_BASED_MAC:
-            params: Any = PBMParams.from_algorithm_identifier(alg)
-        else:
-            params = PBMAC1Params.from_algorithm_identifier(alg)
-    except (ProtectionError, DecodeError) as exc:
-        raise Refusal("badRequest", f"HMAC: cannot use the protection parameters: {exc.message}") from exc
-    if params.iterations > MAX_ITERATIONS:
-        raise Refusal("badRequest", f"HMAC: iteration count {params.iterations} exceeds the limit {MAX_ITERATIONS}")
-    return params
+    if str(alg["algorithm"]) == oids.PASSWORD_BASED_MAC:
+        return _bounded(lambda: PBMParams.from_algorithm_identifier(alg))
+    return _bounded(lambda: PBMAC1Params.from_algorithm_identifier(alg))
 
 
 def request_mac_params(req: "Request") -> Any:
@@ -108,14 +101,20 @@ def request_mac_params(req: "Request") -> Any:
     the fast reader read is parsed from its DER (the same parser, the same bytes)."""
     der = req.parsed.protection_alg_der
     if req.fast is not None and der is not None and req.protection_oid() == oids.PASSWORD_BASED_MAC:
-        try:
-            params = PBMParams.from_algorithm_identifier_der(der)
-        except (ProtectionError, DecodeError) as exc:
-            raise Refusal("badRequest", f"HMAC: cannot use the protection parameters: {exc.message}") from exc
-        if params.iterations > MAX_ITERATIONS:
-            raise Refusal("badRequest", f"HMAC: iteration count {params.iterations} exceeds the limit {MAX_ITERATIONS}")
-        return params
+        return _bounded(lambda: PBMParams.from_algorithm_identifier_der(der))
     return mac_params(req.protection_alg())
+
+
+def _bounded(parse: Callable[[], Any]) -> Any:
+    """``parse()``'s MAC parameters; unusable ones or an iteration count over the bound
+    are a Refusal (badRequest)."""
+    try:
+        params = parse()
+    except (ProtectionError, DecodeError) as exc:
+        raise Refusal("badRequest", f"HMAC: cannot use the protection parameters: {exc.message}") from exc
+    if params.iterations > MAX_ITERATIONS:
+        raise Refusal("badRequest", f"HMAC: iteration count {params.iterations} exceeds the limit {MAX_ITERATIONS}")
+    return params
 
 
 def verify_mac(req: "Request", secret: bytes) -> Any:

@@ -9,44 +9,16 @@ import pytest
 from click.testing import CliRunner
 
 from cmpclient.cli.main import cli
+from conftest_testca import ra_hmac_alias
 
 OK = {"PASS", "EJBCA-COMPATIBLE", "UNSUPPORTED", "SKIPPED"}
 UID_TEMPLATE = "CN={name},UID={name},O=cmpclient check"  # the ra alias names users by UID
 
-FAULTS_TOML = """
-[alias.slow]
-mode = "ra"
-auth_modules = ["HMAC"]
-hmac_secret = "password"
-ra_name_generation = { scheme = "DN", parameter = "CN" }
-ca = "ManagementCA"
-cert_profile = "CMP_CERT"
-ee_profile = "CMP_ENTITY"
-response_protection = "pbe"
-faults = { poll_count = 2, check_after = 0 }
-
-[alias.rejecting]
-mode = "ra"
-auth_modules = ["HMAC"]
-hmac_secret = "password"
-ra_name_generation = { scheme = "DN", parameter = "CN" }
-ca = "ManagementCA"
-cert_profile = "CMP_CERT"
-ee_profile = "CMP_ENTITY"
-response_protection = "pbe"
-faults = { force_reject = "badCertTemplate" }
-
-[alias.unprotected]
-mode = "ra"
-auth_modules = ["HMAC"]
-hmac_secret = "password"
-ra_name_generation = { scheme = "DN", parameter = "CN" }
-ca = "ManagementCA"
-cert_profile = "CMP_CERT"
-ee_profile = "CMP_ENTITY"
-response_protection = "pbe"
-faults = { unprotected_responses = true }
-"""
+FAULTS_TOML = "\n".join([
+    ra_hmac_alias("slow", "faults = { poll_count = 2, check_after = 0 }"),
+    ra_hmac_alias("rejecting", 'faults = { force_reject = "badCertTemplate" }'),
+    ra_hmac_alias("unprotected", "faults = { unprotected_responses = true }"),
+])
 
 
 def run(args, **env):

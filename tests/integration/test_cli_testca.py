@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from cryptography import x509
 
 from cmpclient.cli.main import cli
+from conftest_testca import ra_hmac_alias
 
 
 
@@ -278,18 +279,7 @@ def test_keep_alive_required_is_checked(testca_server, tmp_path):
     assert _cli(*args, "--dn", "CN=ka3,UID=ka3,O=Test", "--keep_alive", "0").exit_code == 0
 
 
-_BADPOP_ALIAS = """
-[alias.rrpop]
-mode = "ra"
-auth_modules = ["HMAC"]
-hmac_secret = "password"
-ra_name_generation = { scheme = "DN", parameter = "CN" }
-ca = "ManagementCA"
-cert_profile = "CMP_CERT"
-ee_profile = "CMP_ENTITY"
-response_protection = "pbe"
-faults = { force_reject = "badPOP" }
-"""
+_BADPOP_ALIAS = ra_hmac_alias("rrpop", 'faults = { force_reject = "badPOP" }')
 
 
 def test_badpop_hints_fit_the_request(testca_factory, tmp_path):

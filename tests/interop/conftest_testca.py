@@ -157,6 +157,16 @@ def testca_server(tmp_path_factory: pytest.TempPathFactory):
         running.stop()
 
 
+def ra_hmac_alias(name: str, *extra: str) -> str:
+    """TOML of an RA-mode alias taking the HMAC secret "password", naming end entities by
+    the DN's CN and issuing from ManagementCA with PBM-protected answers, for
+    ``testca_factory(name, extra_toml)``; ``extra`` lines (faults, strict, ...) follow."""
+    lines = [f"[alias.{name}]", 'mode = "ra"', 'auth_modules = ["HMAC"]', 'hmac_secret = "password"',
+             'ra_name_generation = { scheme = "DN", parameter = "CN" }', 'ca = "ManagementCA"',
+             'cert_profile = "CMP_CERT"', 'ee_profile = "CMP_ENTITY"', 'response_protection = "pbe"', *extra]
+    return "\n".join(lines) + "\n"
+
+
 @pytest.fixture(scope="session")
 def testca_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., RunningTestCA]:
     """``testca_factory(name, extra_toml="", serialize=True)``: a separately configured CA,

@@ -20,6 +20,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from conftest_testca import ra_hmac_alias  # type: ignore[import-not-found]
 from openssl_peer import openssl_binary, run_openssl_client  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.interop
@@ -29,18 +30,7 @@ RA_SECRET_ENV = "TESTCA_RA_SECRET"
 EE_SECRET_ENV = "TESTCA_EE_SECRET"
 ENV = {RA_SECRET_ENV: "password"}
 
-POLL_ALIAS_TOML = """
-[alias.poll]
-mode = "ra"
-auth_modules = ["HMAC"]
-hmac_secret = "password"
-ra_name_generation = { scheme = "DN", parameter = "CN" }
-ca = "ManagementCA"
-cert_profile = "CMP_CERT"
-ee_profile = "CMP_ENTITY"
-response_protection = "pbe"
-faults = { poll_count = 2, check_after = 1 }
-"""
+POLL_ALIAS_TOML = ra_hmac_alias("poll", "faults = { poll_count = 2, check_after = 1 }")
 
 
 # --------------------------------------------------------------------------- helpers
