@@ -246,26 +246,15 @@ class Store:
         row = self.read().execute("SELECT * FROM end_entities WHERE dn = ? ORDER BY updated DESC LIMIT 1", (dn,)).fetchone()
         return self._ee(row)
 
-    def upsert_end_entity(
-        self,
-        username: str,
-        *,
-        dn: str,
-        status: str = "NEW",
-        password: str | None = None,
-        ca: str | None = None,
-        cert_profile: str | None = None,
-        ee_profile: str | None = None,
-        ra_admin: bool | None = None,
-        keep_existing: bool = False,
-    ) -> None:
-        """Create or update an end entity; ``keep_existing`` leaves an existing one untouched.
+    def upsert_end_entity(self, username: str, **fields: Any) -> None:
+        """Create or update an end entity (the fields :meth:`_upsert_end_entity` takes:
+        ``dn``, ``status``, ``password``, ``ca``, ``cert_profile``, ``ee_profile``,
+        ``ra_admin``, ``keep_existing`` -- which leaves an existing one untouched).
 
         One statement (an upsert on the primary key), not a SELECT and then an INSERT or UPDATE.
         """
         with self.write() as db:
-            self._upsert_end_entity(db, username, dn=dn, status=status, password=password, ca=ca, cert_profile=cert_profile,
-                                    ee_profile=ee_profile, ra_admin=ra_admin, keep_existing=keep_existing)
+            self._upsert_end_entity(db, username, **fields)
 
     @staticmethod
     def _upsert_end_entity(
@@ -281,7 +270,8 @@ class Store:
         ra_admin: bool | None = None,
         keep_existing: bool = False,
     ) -> None:
-        """:meth:`upsert_end_entity` inside the caller's write transaction."""
+        """:meth:`upsert_end_entity` inside the caller's write transaction (``keep_existing``:
+        leave an existing end entity untouched)."""
         now = time.time()
         insert = (
             "INSERT INTO end_entities (username, status, password, dn, ca, cert_profile, ee_profile, ra_admin, created, updated)"
