@@ -95,7 +95,8 @@ def build_setup(params: dict[str, Any]) -> Any:
         key_spec=params.get("key_spec") or "secp256r1",
         subject_template=template,
         capture_dir=Path(params["capture"]) if params.get("capture") else None,
-        total_timeout=params.get("total_timeout") or 60.0,
+        # per scenario; --total-timeout 0: no limit
+        total_timeout=60.0 if params.get("total_timeout") is None else (params["total_timeout"] or None),
         ignore_key_usage=bool(params.get("ignore_keyusage")),
     )
 

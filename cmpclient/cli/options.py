@@ -113,9 +113,13 @@ def _group(options: Sequence[Decorator]) -> Decorator:
 
 
 class _Seconds(click.ParamType):
-    """A positive, finite number of seconds (no -1, nan or inf)."""
+    """A positive, finite number of seconds (no -1, nan or inf); with ``zero_ok``, also 0,
+    which the option's user reads as "no limit" (openssl's ``-total_timeout 0``)."""
 
     name = "seconds"
+
+    def __init__(self, *, zero_ok: bool = False) -> None:
+        self.zero_ok = zero_ok
 
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
         import math
@@ -124,12 +128,17 @@ class _Seconds(click.ParamType):
             seconds = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if seconds == 0 and self.zero_ok:
+            return 0.0
         if not math.isfinite(seconds) or seconds <= 0 or seconds > 86_400 * 365:
-            self.fail(f"{value!r} is not a usable number of seconds (more than 0, at most a year)", param, ctx)
+            least = "0 (no limit) or more" if self.zero_ok else "more than 0"
+            self.fail(f"{value!r} is not a usable number of seconds ({least}, at most a year)", param, ctx)
         return seconds
 
 
 SECONDS = _Seconds()
+#: --total-timeout: 0 is no limit, as with openssl (ClientConfig.total_timeout 0 or None)
+SECONDS_OR_NO_LIMIT = _Seconds(zero_ok=True)
 
 
 class _KeepAlive(click.ParamType):
@@ -142,7 +151,7 @@ class _KeepAlive(click.ParamType):
         if isinstance(value, bool):
             return int(value)
         text = str(value).strip().lower()
-        words = {"true": 1, "yes": 1, "on": 1, "false": 0, "no": 0, "off": 0}
+        words = {"true": 1, "t": 1, "yes": 1, "y": 1, "on": 1, "false": 0, "f": 0, "no": 0, "n": 0, "off": 0}  # click's booleans
         if text in ("0", "1", "2"):
             return int(text)
         if text in words:
@@ -181,7 +190,7 @@ server_options = _group([
     opt("--sender", name="sender", metavar="DN", help="Header sender DN (default: the signer's subject, else --dn)."),
     opt("--pvno", name="pvno", type=click.IntRange(2, 3), default=2, show_default=True, help="CMP version to send."),
     opt("--timeout", name="timeout", type=SECONDS, default=30.0, show_default=True, help="Seconds for each connect and read."),
-    opt("--total-timeout", name="total_timeout", type=SECONDS, help="Seconds for the whole transaction including polling."),
+    opt("--total-timeout", name="total_timeout", type=SECONDS_OR_NO_LIMIT, help="Seconds for the whole transaction, the waits for answers and polling included; 0: no limit."),
     opt("--path", name="path", metavar="PATH",
         help="HTTP path at the CMP server (aka CMP alias) for the POST requests, e.g. ejbca/publicweb/cmp/ra "
              "(openssl -path): replaces any path given with --url/--server; with --host/--port it replaces "

@@ -157,7 +157,7 @@ class _Poller:
 
     def wait(self, seconds: int) -> None:
         cfg = self.config
-        if cfg.total_timeout is not None and self.clock() + seconds > self.started + cfg.total_timeout:
+        if cfg.total_timeout and self.clock() + seconds > self.started + cfg.total_timeout:  # None or 0: no limit
             raise PollTimeout(
                 f"polling would exceed the total timeout of {cfg.total_timeout:g} s (server asks to wait {seconds} s more)"
             )

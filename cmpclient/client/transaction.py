@@ -73,7 +73,7 @@ class ClientConfig:
     server_cert: x509.Certificate | None = None
     expect_sender: x509.Name | str | None = None
     implicit_confirm: bool = False
-    total_timeout: float | None = None
+    total_timeout: float | None = None  #: seconds for a whole transaction; None or 0: no limit
     max_pbm_iterations: int = 10_000
     extra_certs: Sequence[bytes] = ()
     lenient: Leniency = field(default_factory=Leniency)
@@ -209,8 +209,9 @@ class Transaction:
         except CMPClientError as exc:
             raise ProtocolError(f"the saved request (reqin) is not a usable PKIMessage: {exc}",
                                 hint="give a file written by --reqout or openssl cmp -reqout") from exc
-        if header.transaction_id is None:
-            raise ProtocolError("the saved request (reqin) has no transactionID",
+        if header.transaction_id is None or header.sender_nonce is None:
+            what = "transactionID" if header.transaction_id is None else "senderNonce"
+            raise ProtocolError(f"the saved request (reqin) has no {what}: its answer could not be checked",
                                 hint="give a file written by --reqout or openssl cmp -reqout")
         if header.transaction_id != self.transaction_id:
             log.info("the saved request carries transactionID %s; the transaction goes on with it",

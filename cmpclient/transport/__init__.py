@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cmpclient.transport.http import HTTPTransport
     from cmpclient.transport.tcp import TCPTransport
 
-__all__ = ["Transport", "open_transport", "end_transaction", "redact_url", "deadline", "bounded"]
+__all__ = ["Transport", "open_transport", "end_transaction", "redact_url", "deadline", "bounded", "watchdog"]
 
 
 @runtime_checkable
@@ -80,6 +80,48 @@ def bounded(limits: tuple[float, float], what: str) -> tuple[float, float, bool]
         raise TransportTimeout(f"the transaction's total timeout ran out before {what}",
                                hint="raise --total-timeout (0 or unset: no total limit)")
     return min(limits[0], left), min(limits[1], left), left < max(limits)
+
+
+class watchdog:
+    """``with watchdog(sock, what) as dog:`` -- should the current deadline pass while the
+    block runs, ``sock`` is shut down, ending a read that a server sending a byte at a time
+    keeps alive (each byte restarts the socket's read timeout); then :meth:`check` (or the
+    block's own error) becomes a TransportTimeout.  Without a deadline: nothing, no thread."""
+
+    def __init__(self, sock: Any, what: str) -> None:
+        self.sock = sock
+        self.what = what
+        self.fired = False
+        self._timer: Any = None
+
+    def __enter__(self) -> "watchdog":
+        at = _DEADLINE.get()
+        if at is not None:
+            import threading
+
+            self._timer = threading.Timer(max(0.0, at - time.monotonic()), self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def _fire(self) -> None:
+        import socket
+
+        self.fired = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def check(self) -> None:
+        """TransportTimeout if the deadline cut the block short."""
+        if self.fired:
+            raise TransportTimeout(f"the transaction's total timeout ran out during {self.what}",
+                                   hint="raise --total-timeout (0 or unset: no total limit)")
 
 
 def end_transaction(transport: Any) -> None:

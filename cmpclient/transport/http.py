@@ -50,7 +50,7 @@ from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit
 
 from cmpclient.errors import HTTPStatusError, TransportError, TransportTimeout, UsageError
-from cmpclient.transport import bounded, redact_url
+from cmpclient.transport import bounded, redact_url, watchdog
 
 __all__ = ["HTTPTransport", "CMP_CONTENT_TYPE", "DEFAULT_TIMEOUT", "DEFAULT_MAX_RESPONSE_SIZE", "http_get"]
 
@@ -552,20 +552,25 @@ class HTTPTransport:
                 "the default) or 0")
         conn = self._acquire(limits, total)
         sock = conn.sock  # getresponse() lets go of it when the server closes after answering
+        dog = watchdog(sock, f"the exchange with {self.url}")  # a server answering a byte at a time
         try:
-            sock.settimeout(read_timeout)  # a kept-alive connection has the timeout of its last use
-            conn.write_request("POST", self._endpoint.target, bytes(request), self._headers)  # type: ignore[attr-defined]
-            response = conn.getresponse()
-            # TLS 1.3 session tickets come before the answer: keep the session for the next connection.
-            session = getattr(sock, "session", None)
-            if session is not None:
-                self._endpoint.tls_session = session
-            body = _read_body(response, self.url, self.max_response_size)
+            with dog:
+                sock.settimeout(read_timeout)  # a kept-alive connection has the timeout of its last use
+                conn.write_request("POST", self._endpoint.target, bytes(request), self._headers)  # type: ignore[attr-defined]
+                response = conn.getresponse()
+                # TLS 1.3 session tickets come before the answer: keep the session for the next connection.
+                session = getattr(sock, "session", None)
+                if session is not None:
+                    self._endpoint.tls_session = session
+                body = _read_body(response, self.url, self.max_response_size)
+            dog.check()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
+            dog.check()
             raise _map_error(exc, self.url, limits, connecting=False, total=total) from exc
         except BaseException:
             conn.close()
+            dog.check()
             raise
         if response.will_close:
             conn.close()

@@ -49,7 +49,7 @@ from typing import BinaryIO, Callable, NamedTuple, Protocol, Union
 from urllib.parse import urlsplit
 
 from cmpclient.errors import TransportError, TransportTimeout, UsageError
-from cmpclient.transport import bounded
+from cmpclient.transport import bounded, watchdog
 
 __all__ = [
     "VERSION",
@@ -270,23 +270,30 @@ class TCPTransport:
             raise TransportTimeout(f"timed out connecting to {where} after {connect_timeout:g} s{left}") from exc
         except OSError as exc:
             raise TransportError(f"cannot connect to {where}: {exc}") from exc
+        dog = watchdog(sock, f"the exchange with {where}")  # a server answering a byte at a time
         try:
-            # Nagle would only matter if we wrote twice; set it anyway so a server that
-            # answers fast is never held back by a delayed ACK on our side.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.settimeout(read_timeout)
-            try:
-                sock.sendall(frame)
-            except (socket.timeout, TimeoutError) as exc:
-                raise TransportTimeout(f"timed out sending to {where}") from exc
-            except OSError as exc:
-                raise TransportError(f"sending to {where} failed: {exc}") from exc
-            try:
-                return read_frame(sock, max_size=self.max_response_size)
-            except TransportError:
-                raise
-            except OSError as exc:
-                raise TransportError(f"reading the answer from {where} failed: {exc}") from exc
+            with dog:
+                # Nagle would only matter if we wrote twice; set it anyway so a server that
+                # answers fast is never held back by a delayed ACK on our side.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.settimeout(read_timeout)
+                try:
+                    sock.sendall(frame)
+                except (socket.timeout, TimeoutError) as exc:
+                    raise TransportTimeout(f"timed out sending to {where}") from exc
+                except OSError as exc:
+                    raise TransportError(f"sending to {where} failed: {exc}") from exc
+                try:
+                    answer = read_frame(sock, max_size=self.max_response_size)
+                except TransportError:
+                    raise
+                except OSError as exc:
+                    raise TransportError(f"reading the answer from {where} failed: {exc}") from exc
+            dog.check()
+            return answer
+        except TransportError:
+            dog.check()
+            raise
         finally:
             sock.close()
 

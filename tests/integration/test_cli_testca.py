@@ -297,3 +297,21 @@ def test_badpop_hints_fit_the_request(testca_factory, tmp_path):
     ir = _cli("crmf", "--url", ca.url("rrpop"), *mac, *trust, "--dn", "CN=irpop,O=Test",
               "--reqnewkeyspec", "secp256r1", "--keyout", "/dev/null")
     assert ir.exit_code == 7 and "requested public key" in ir.output, ir.output
+
+
+def test_reqin_without_a_sender_nonce_is_refused(testca_server, tmp_path):
+    """A saved request without senderNonce would leave its answer's recipNonce unchecked."""
+    from cmpclient.asn1.codec import der_header
+    from cmpclient.message import body as bodies
+
+    def tlv(tag: int, content: bytes) -> bytes:
+        return der_header(tag, len(content)) + content
+
+    name = tlv(0x30, tlv(0x31, tlv(0x30, bytes.fromhex("0603550403") + tlv(0x0C, b"x"))))  # CN=x
+    # pvno, sender, recipient, transactionID: no senderNonce (HeaderBuilder always adds one)
+    header = tlv(0x30, bytes.fromhex("020102") + tlv(0xA4, name) + tlv(0xA4, name) + tlv(0xA4, tlv(0x04, bytes(16))))
+    saved = tmp_path / "no-nonce.der"
+    saved.write_bytes(tlv(0x30, header + bodies.genm_body([], as_der=True)))
+    r = _cli("genm", "--url", testca_server.url("ra"), "--authparam", "env:CA_SECRET", "--keyid", "x",
+             "--reqin", str(saved))
+    assert r.exit_code == 5 and "has no senderNonce" in r.output, r.output

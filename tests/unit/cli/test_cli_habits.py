@@ -347,6 +347,9 @@ def test_d_openssl_keep_alive_numbers(closed_port):
     r = run(["genm", "--keep_alive", "3"])
     assert r.exit_code == ExitCode.USAGE and "keep alive required" in r.stderr
     assert keep_alive_of({"keep_alive": False}) == 0 and keep_alive_of({"keep_alive": "true"}) == 1
+    # every boolean word click's flag took from CMPCLIENT_KEEP_ALIVE still reads
+    for word, level in [("y", 1), ("t", 1), ("yes", 1), ("on", 1), ("n", 0), ("f", 0), ("no", 0), ("off", 0)]:
+        assert show_config(["crmf"], env={"CMPCLIENT_KEEP_ALIVE": word})["keep_alive"]["value"] == level, word
     with pytest.raises(UsageError, match="contradict"):
         keep_alive_of({"keep_alive": 2, "no_keep_alive": True})
     # keep-alive required cannot be honoured over TCP (one connection per message): said up front
