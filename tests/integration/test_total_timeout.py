@@ -15,13 +15,13 @@ from cmpclient.errors import ExitCode, TransportTimeout
 from cmpclient.transport import bounded, deadline
 
 
-@pytest.fixture
-def silent_server():
-    """Accepts connections, reads what comes, never answers (until the test is over)."""
+def _serve(handle):
+    """A listener on 127.0.0.1 whose connections go to ``handle(conn, over)`` in threads;
+    yields its port, then sets ``over`` and closes everything."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
     over = threading.Event()
-    held: list[socket.socket] = []
+    conns: list[socket.socket] = []
 
     def serve() -> None:
         while not over.is_set():
@@ -29,25 +29,37 @@ def silent_server():
                 conn, _ = listener.accept()
             except OSError:
                 continue
-            held.append(conn)
+            conns.append(conn)
+            threading.Thread(target=handle, args=(conn, over), daemon=True).start()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield listener.getsockname()[1]
     over.set()
     thread.join(timeout=5)
-    for conn in held:
+    for conn in conns:
         conn.close()
     listener.close()
 
 
-@pytest.mark.parametrize("scheme", ["http", "tcp"])
-def test_total_timeout_ends_a_wait_for_an_answer(silent_server, scheme):
-    url = f"{scheme}://127.0.0.1:{silent_server}/x" if scheme == "http" else f"tcp://127.0.0.1:{silent_server}"
+@pytest.fixture
+def silent_server():
+    """Accepts connections, reads what comes, never answers (until the test is over)."""
+    yield from _serve(lambda conn, over: over.wait())
+
+
+def _genm_within_one_second(scheme: str, port: int):
+    """genm with a 30 s per-message timeout and a total timeout of 1 s: (result, seconds taken)."""
+    url = f"http://127.0.0.1:{port}/x" if scheme == "http" else f"tcp://127.0.0.1:{port}"
     started = time.monotonic()
     r = CliRunner().invoke(cli, ["genm", "--url", url, "--authparam", "env:S", "--keyid", "k",
                                  "--timeout", "30", "--total-timeout", "1"], env={"S": "password", "NO_COLOR": "1"})
-    took = time.monotonic() - started
+    return r, time.monotonic() - started
+
+
+@pytest.mark.parametrize("scheme", ["http", "tcp"])
+def test_total_timeout_ends_a_wait_for_an_answer(silent_server, scheme):
+    r, took = _genm_within_one_second(scheme, silent_server)
     assert r.exit_code == ExitCode.TIMEOUT, r.output
     assert took < 10, took  # the per-message --timeout of 30 s would have been waited out before
     if scheme == "http":
@@ -71,48 +83,26 @@ def dripping_server():
     """Answers at once with the head (HTTP, or a CMP-over-TCP frame header), then the 40
     bytes of the body one every 0.3 s: each byte restarts a socket's read timeout, so only a
     deadline for the whole exchange ends the wait."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    over = threading.Event()
 
-    def drip(conn: socket.socket) -> None:
-        with conn:
-            request = conn.recv(65536)
-            if request.startswith(b"POST"):
+    def drip(conn: socket.socket, over: threading.Event) -> None:
+        try:
+            if conn.recv(65536).startswith(b"POST"):
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/pkixcmp\r\nContent-Length: 40\r\n\r\n")
             else:  # a TCP frame: length (3 + 40), version 10, flags 0, type 5 (pkiRep)
                 conn.sendall((43).to_bytes(4, "big") + bytes([10, 0, 5]))
             for _ in range(40):
                 if over.wait(0.3):  # the server's own pace, not a wait for readiness
                     return
-                try:
-                    conn.sendall(b"\x00")
-                except OSError:
-                    return
+                conn.sendall(b"\x00")
+        except OSError:
+            return
 
-    def serve() -> None:
-        while not over.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            threading.Thread(target=drip, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    over.set()
-    thread.join(timeout=5)
-    listener.close()
+    yield from _serve(drip)
 
 
 @pytest.mark.parametrize("scheme", ["http", "tcp"])
 def test_total_timeout_ends_an_answer_that_comes_a_byte_at_a_time(dripping_server, scheme):
-    url = f"http://127.0.0.1:{dripping_server}/x" if scheme == "http" else f"tcp://127.0.0.1:{dripping_server}"
-    started = time.monotonic()
-    r = CliRunner().invoke(cli, ["genm", "--url", url, "--authparam", "env:S", "--keyid", "k",
-                                 "--timeout", "30", "--total-timeout", "1"], env={"S": "password", "NO_COLOR": "1"})
-    took = time.monotonic() - started
+    r, took = _genm_within_one_second(scheme, dripping_server)
     assert r.exit_code == ExitCode.TIMEOUT, r.output
     assert "total timeout ran out during the exchange" in r.output
     assert took < 8, took  # 40 bytes at 0.3 s would take 12 s
