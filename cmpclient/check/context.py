@@ -19,6 +19,9 @@ class CheckContext:
         self.scenario = scenario
         self.messages: list[tuple[str, bytes]] = []
         self._transports: list[Any] = []
+        #: How the scenario's last ClientConfig protects its requests: "mac", "signature"
+        #: or "none" (the runner matches a policy refusal's words against it).
+        self.last_protection = "none"
 
     # --- plumbing ------------------------------------------------------------------------
     def record(self, direction: str, der: bytes) -> None:
@@ -50,6 +53,9 @@ class CheckContext:
         from cmpclient.client import ClientConfig, Leniency
 
         s = self.setup
+        kind = type(protection).__name__
+        self.last_protection = "mac" if kind == "MACProtection" else "signature" if kind == "SignatureProtection" \
+            else "none" if protection is None else kind
         return ClientConfig(
             transport=transport if transport is not None else self.transport(),
             protection=protection,

@@ -59,12 +59,30 @@ _UNSUPPORTED_TEXT = re.compile(
 #: signatures of the end entity itself for its own subject), not a conformance failure:
 #: "MAC protection is not accepted for cr on this alias", "the message is not
 #: signature-protected" (the alias takes the other kind), "the signer may only request
-#: certificates for 'CN=...'".  Narrow on purpose: a text match must not turn a server's bug
-#: ("signature not accepted" for a valid signature) into UNSUPPORTED.
+#: certificates for 'CN=...'".  Narrow on purpose, and only when the words fit the protection
+#: the refused request had (:func:`_policy_refusal`): a text match must not turn a server's
+#: bug ("signature not accepted" for a valid signature, "is not MAC-protected" said of a MAC-
+#: protected request) into UNSUPPORTED.
 _POLICY_TEXT = re.compile(
-    r"protection is not accepted|is not (?:MAC|signature)-protected|may only (?:request|revoke)",
+    r"(?:(MAC|signature) )?protection is not accepted|is not (MAC|signature)-protected|(may only (?:request|revoke))",
     re.IGNORECASE,
 )
+
+
+def _policy_refusal(texts: str, used: str) -> bool:
+    """Whether ``texts`` refuse the request for its protection (``used``: "mac",
+    "signature" or "none") or signer, in words that fit what was sent."""
+    for m in _POLICY_TEXT.finditer(texts):
+        refused_kind, other_kind, signer_only = m.group(1), m.group(2), m.group(3)
+        if signer_only:
+            fits = used == "signature"
+        elif other_kind:  # "is not MAC-protected": we must have sent something else
+            fits = used != other_kind.lower()
+        else:  # "[MAC ]protection is not accepted": the kind we sent, if named
+            fits = refused_kind is None or used == refused_kind.lower()
+        if fits:
+            return True
+    return False
 
 
 def select(names_only: Sequence[str] = (), skip: Sequence[str] = (),
@@ -112,7 +130,7 @@ def judge(scenario: Scenario, setup: CheckSetup, ctx: CheckContext) -> tuple[Ver
         texts = " ".join(exc.status_strings) + " " + " ".join(getattr(exc, "error_details", ()) or ())
         if set(exc.fail_info_names) & set(scenario.unsupported) or _UNSUPPORTED_TEXT.search(texts):
             return Verdict.UNSUPPORTED, got, "the server does not offer this: " + got
-        if _POLICY_TEXT.search(texts):
+        if _policy_refusal(texts, ctx.last_protection):
             return (Verdict.UNSUPPORTED, got, "the server does not take this request with the protection or "
                     f"signer used (its policy, not a conformance failure): {got}")
         return Verdict.FAIL, got, f"the server rejected a valid request: {got}"

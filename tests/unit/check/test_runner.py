@@ -42,9 +42,7 @@ def raise_(exc):
     (raise_(CMPErrorMessage("e", fail_info_names=["badAlg"])), {}, Verdict.UNSUPPORTED),
     (raise_(CMPErrorMessage("e", fail_info_names=["badRequest"], status_strings=["feature not supported"])), {}, Verdict.UNSUPPORTED),
     (raise_(CMPErrorMessage("e", fail_info_names=["badRequest"])), {}, Verdict.FAIL),
-    # the server's policy for the protection used: UNSUPPORTED; a refused valid signature stays a FAIL
-    (raise_(CMPErrorMessage("e", fail_info_names=["notAuthorized"],
-                            status_strings=["MAC protection is not accepted for cr on this alias"])), {}, Verdict.UNSUPPORTED),
+    # a refused valid signature in other words stays a FAIL (see test_policy_refusals for the policy texts)
     (raise_(CMPErrorMessage("e", fail_info_names=["badMessageCheck"], status_strings=["signature not accepted"])), {},
      Verdict.FAIL),
     (raise_(TransportError("down")), {}, Verdict.ERROR),
@@ -57,6 +55,25 @@ def raise_(exc):
 ])
 def test_judging(run, kw, verdict):
     assert run_scenario(scen(run, **kw), setup()).verdict is verdict
+
+
+@pytest.mark.parametrize("used, text, verdict", [
+    # the server's policy for the protection or signer used: UNSUPPORTED, when the words fit what was sent
+    ("mac", "MAC protection is not accepted for cr on this alias", Verdict.UNSUPPORTED),
+    ("signature", "MAC protection is not accepted for cr on this alias", Verdict.FAIL),  # said of a signed request
+    ("signature", "the message is not MAC-protected", Verdict.UNSUPPORTED),
+    ("mac", "the message is not MAC-protected", Verdict.FAIL),  # said of a MAC-protected request: a bug
+    ("mac", "the message is not signature-protected", Verdict.UNSUPPORTED),
+    ("signature", "the signer may only request certificates for 'CN=RA Admin'", Verdict.UNSUPPORTED),
+    ("mac", "the signer may only request certificates for 'CN=RA Admin'", Verdict.FAIL),
+    ("mac", "protection is not accepted here", Verdict.UNSUPPORTED),
+])
+def test_policy_refusals(used, text, verdict):
+    def run(ctx):
+        ctx.last_protection = used
+        raise CMPErrorMessage("e", fail_info_names=["notAuthorized"], status_strings=[text])
+
+    assert run_scenario(scen(run), setup()).verdict is verdict
 
 
 def test_ejbca_profile():
