@@ -196,6 +196,12 @@ def read_tlv(data: bytes, offset: int = 0) -> tuple[int, int, int]:
     return tag_byte, pos, end
 
 
+def integer_der(value: int, tag_byte: int = 0x02) -> bytes:
+    """A DER INTEGER of ``value`` (``tag_byte``: an implicit tag in its place, e.g. 0x81)."""
+    content = int_content(value)
+    return der_header(tag_byte, len(content)) + content
+
+
 def der_header(tag_byte: int, length: int) -> bytes:
     """The DER tag-and-length header for a value of ``length`` content bytes."""
     if length < 0x80:

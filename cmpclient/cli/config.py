@@ -194,18 +194,13 @@ class ProfileCommand(click.Command):
                 table = profile_table(path, profile)
                 values = profile_values(table, self.name)
             except ConfigError as exc:
-                # Options are not parsed yet, so report here (render.py formats it).
-                from cmpclient.cli.render import get_output, report_error
-
-                ctx.exit(report_error(exc, get_output(ctx)))
+                _exit_reporting(ctx, exc)
             params = {p.name: p for p in self.params if p.name}
             known = set(params)
             try:
                 usable = {k: _as_param_value(params[k], v) for k, v in values.items() if k in known}
             except click.BadParameter as exc:
-                from cmpclient.cli.render import get_output, report_error
-
-                ctx.exit(report_error(profile_value_error(exc, table, self.name, path, ctx), get_output(ctx)))
+                _exit_reporting(ctx, profile_value_error(exc, table, self.name, path, ctx))
             ignored = sorted(set(values) - known)
             ctx.meta["cmpclient.profile_ignored"] = ignored
             ctx.default_map = {**(ctx.default_map or {}), **usable}
@@ -216,9 +211,7 @@ class ProfileCommand(click.Command):
                     raise
                 # A bad value from the profile: name the key and the file, not the option's
                 # environment variable (click's own message would).
-                from cmpclient.cli.render import get_output, report_error
-
-                ctx.exit(report_error(profile_value_error(exc, table, self.name, path, ctx), get_output(ctx)))
+                _exit_reporting(ctx, profile_value_error(exc, table, self.name, path, ctx))
             # After parsing: the subcommand's own -q (or the profile's quiet) counts too;
             # nothing is printed while the shell completes a word.
             if self.name and not ctx.resilient_parsing and (ignored or any(isinstance(v, dict) for v in table.values())):
@@ -229,6 +222,14 @@ class ProfileCommand(click.Command):
                         click.echo(line, err=True)
             return rest
         return super().parse_args(ctx, args)
+
+
+def _exit_reporting(ctx: click.Context, exc: ConfigError) -> None:
+    """Report a profile's error and exit: options are not parsed yet, so no command's
+    handle_errors can (render.py formats it, with --json too)."""
+    from cmpclient.cli.render import get_output, report_error
+
+    ctx.exit(report_error(exc, get_output(ctx)))
 
 
 def origin_of(ctx: click.Context, name: str) -> str:

@@ -521,8 +521,9 @@ def build_protection(params: dict[str, Any], creds: Credentials | None) -> tuple
     return None, module
 
 
-CREDENTIAL_HINT = ("give --authparam SOURCE with --keyid REF (shared secret, MAC), or --cert FILE --key FILE "
-                   "or --keystore FILE (signature); --unprotected-requests sends the request unprotected on purpose")
+#: What a request can be protected with, and the switch for sending it without.
+CREDENTIALS = ("--authparam SOURCE with --keyid REF (shared secret, MAC), or --cert FILE --key FILE "
+               "or --keystore FILE (signature); --unprotected-requests sends the request unprotected on purpose")
 
 
 def refuse_unprotected(params: dict[str, Any], protection: Any, module: str | None, *, command: str | None = None) -> None:
@@ -533,10 +534,9 @@ def refuse_unprotected(params: dict[str, Any], protection: Any, module: str | No
     if protection is not None or module is not None or params.get("unprotected_requests"):
         return
     what = f"{command}: " if command else ""
-    hint = CREDENTIAL_HINT
+    hint = f"give {CREDENTIALS}"
     if command == "certconf":
-        hint = ("the state file does not record the credentials: give those of the enrolment again ("
-                + CREDENTIAL_HINT.split("give ", 1)[1] + ")")
+        hint = f"the state file does not record the credentials: give those of the enrolment again ({CREDENTIALS})"
     raise UsageError(f"{what}no credentials to protect the request with", hint=hint)
 
 

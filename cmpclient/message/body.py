@@ -147,8 +147,7 @@ def cert_status(
 def accepted_cert_status_der(cert_req_id: int, cert_hash: bytes) -> bytes:
     """The DER of ``cert_status(cert_req_id, cert_hash)`` (acceptance, no statusInfo, no
     hashAlg), written directly: the CertStatus of every certConf a client sends."""
-    id_content = codec.int_content(cert_req_id)
-    inner = codec.der_header(0x04, len(cert_hash)) + cert_hash + codec.der_header(0x02, len(id_content)) + id_content
+    inner = codec.der_header(0x04, len(cert_hash)) + cert_hash + codec.integer_der(cert_req_id)
     return codec.der_header(0x30, len(inner)) + inner
 
 
@@ -221,8 +220,7 @@ def cert_response(
     Built as DER (``as_der`` returns it; otherwise it is decoded once into a CertResponse).
     """
     h = codec.der_header
-    id_content = codec.int_content(cert_req_id)
-    parts = h(0x02, len(id_content)) + id_content
+    parts = codec.integer_der(cert_req_id)
     if texts:
         parts += codec.encode(build_status_info(status, fail_info=fail_info, texts=texts))
     else:  # the answers the CA sends most: written directly, the bytes pyasn1 would write

@@ -210,8 +210,7 @@ class CertRequestBuilder(Builder):
         h = codec.der_header
         out = []
         if self._serial_number is not None:
-            value = codec.int_content(self._serial_number)
-            out.append(h(0x81, len(value)) + value)
+            out.append(codec.integer_der(self._serial_number, 0x81))
         # An empty name (subject("") or Name([])) leaves the field out, as pyasn1 does.
         issuer = parse_dn(self._issuer) if self._issuer is not None else None  # type: ignore[arg-type]
         if issuer:
@@ -241,8 +240,7 @@ class CertRequestBuilder(Builder):
 
     def cert_request_der(self) -> bytes:
         """DER of the CertRequest: certReqId, certTemplate, controls."""
-        value = codec.int_content(self.cert_req_id_value)
-        inner = codec.der_header(0x02, len(value)) + value + self.template_der()
+        inner = codec.integer_der(self.cert_req_id_value) + self.template_der()
         if self._controls:
             inner += _attributes_der(self._controls)
         return codec.der_header(0x30, len(inner)) + inner

@@ -217,9 +217,8 @@ class PBMParams:
         """The DER of :meth:`algorithm_identifier`, written directly (a responder makes fresh
         parameters, a fresh salt, for every answer; pyasn1 took ~0.1 ms to encode them)."""
         h = codec.der_header
-        count = codec.int_content(self.iterations)
         params = (h(0x04, len(self.salt)) + self.salt + _alg_id_der(OWF_ALGORITHMS[self.owf][0])
-                  + h(0x02, len(count)) + count + _alg_id_der(MAC_ALGORITHMS[self.mac][0]))
+                  + codec.integer_der(self.iterations) + _alg_id_der(MAC_ALGORITHMS[self.mac][0]))
         inner = _oid_der(oids.PASSWORD_BASED_MAC) + h(0x30, len(params)) + params
         return h(0x30, len(inner)) + inner
 

@@ -127,11 +127,9 @@ class Request:
         return codec.encode(self.msg["header"]["sender"])
 
     def protection_oid(self) -> str | None:
-        """protectionAlg's OID of a protected request (None when unprotected)."""
-        if self.fast is not None:
-            return self.parsed.header.protection_alg if self.parsed.protected else None
-        alg = self.protection_alg()
-        return str(alg["algorithm"]) if alg is not None else None
+        """protectionAlg's OID of a protected request (None when unprotected: no protectionAlg
+        or no protection), from the header either reader gave."""
+        return self.parsed.header.protection_alg if self.parsed.protected else None
 
     def protection_alg(self) -> Any:
         """protectionAlg as a pyasn1 AlgorithmIdentifier (None when unprotected), as

@@ -53,6 +53,10 @@ def redact_url(url: str) -> str:
 #: the client (per thread: contexts are), read by the HTTP and TCP transports; wrappers
 #: (capture, replay, nested) need not pass it on.
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("cmpclient_deadline", default=None)
+#: The hint of every TransportTimeout the deadline causes, and what a timeout message adds
+#: when the deadline had cut the socket's timeout.
+TOTAL_TIMEOUT_HINT = "raise --total-timeout (0 or unset: no total limit)"
+CUT_BY_TOTAL_TIMEOUT = " (what was left of the transaction's total timeout)"
 
 
 class deadline:
@@ -78,7 +82,7 @@ def bounded(limits: tuple[float, float], what: str) -> tuple[float, float, bool]
     left = at - time.monotonic()
     if left <= 0:
         raise TransportTimeout(f"the transaction's total timeout ran out before {what}",
-                               hint="raise --total-timeout (0 or unset: no total limit)")
+                               hint=TOTAL_TIMEOUT_HINT)
     return min(limits[0], left), min(limits[1], left), left < max(limits)
 
 
@@ -121,7 +125,7 @@ class watchdog:
         """TransportTimeout if the deadline cut the block short."""
         if self.fired:
             raise TransportTimeout(f"the transaction's total timeout ran out during {self.what}",
-                                   hint="raise --total-timeout (0 or unset: no total limit)")
+                                   hint=TOTAL_TIMEOUT_HINT)
 
 
 def end_transaction(transport: Any) -> None:

@@ -50,7 +50,7 @@ from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit
 
 from cmpclient.errors import HTTPStatusError, TransportError, TransportTimeout, UsageError
-from cmpclient.transport import bounded, redact_url, watchdog
+from cmpclient.transport import CUT_BY_TOTAL_TIMEOUT, TOTAL_TIMEOUT_HINT, bounded, redact_url, watchdog
 
 __all__ = ["HTTPTransport", "CMP_CONTENT_TYPE", "DEFAULT_TIMEOUT", "DEFAULT_MAX_RESPONSE_SIZE", "http_get"]
 
@@ -402,8 +402,8 @@ def _map_error(exc: BaseException, url: str, timeout: tuple[float, float], *, co
         return error(f"proxy error for {url}: cannot reach the proxy {proxy}: {what}",
                      hint="check HTTP(S)_PROXY / NO_PROXY")
     if isinstance(exc, (socket.timeout, TimeoutError)):
-        left = " (what was left of the transaction's total timeout)" if total else ""
-        hint = "raise --total-timeout (0 or unset: no total limit)" if total else None
+        left = CUT_BY_TOTAL_TIMEOUT if total else ""
+        hint = TOTAL_TIMEOUT_HINT if total else None
         if connecting:
             return TransportTimeout(f"timed out connecting to {url} after {timeout[0]:g} s{left}", hint=hint)
         return TransportTimeout(f"no answer from {url} within {timeout[1]:g} s{left}", hint=hint)

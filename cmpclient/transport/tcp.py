@@ -49,7 +49,7 @@ from typing import BinaryIO, Callable, NamedTuple, Protocol, Union
 from urllib.parse import urlsplit
 
 from cmpclient.errors import TransportError, TransportTimeout, UsageError
-from cmpclient.transport import bounded, watchdog
+from cmpclient.transport import CUT_BY_TOTAL_TIMEOUT, bounded, watchdog
 
 __all__ = [
     "VERSION",
@@ -261,7 +261,7 @@ class TCPTransport:
         where = f"{self.host}:{self.port}"
         # within a transaction's total timeout (cmpclient.transport.deadline): what is left of it
         connect_timeout, read_timeout, total = bounded((self.connect_timeout, self.read_timeout), f"the request to {where}")
-        left = " (what was left of the transaction's total timeout)" if total else ""
+        left = CUT_BY_TOTAL_TIMEOUT if total else ""
         try:
             sock = socket.create_connection((self.host, self.port), timeout=connect_timeout)
         except ConnectionRefusedError as exc:
