@@ -7,6 +7,7 @@ only makes that one subcommand unavailable.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 
@@ -54,6 +55,7 @@ class LazyGroup(click.Group):
         except (ImportError, AttributeError) as exc:
             ctx.meta.setdefault("cmpclient.unavailable", {})[cmd_name] = f"{type(exc).__name__}: {exc}"
             return None
+        resume_gc()
         return command  # type: ignore[no-any-return]
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
@@ -193,11 +195,32 @@ def completion(shell: str) -> None:
     click.echo(comp.source())
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+_gc_paused = False
+
+
+def resume_gc() -> None:
+    """Resume the garbage collector that the process entry point (:mod:`cmpclient.__main__`)
+    paused for start-up, once the command's modules are loaded: what start-up built lives
+    until exit, so it is frozen out of the collector's view first.  A no-op otherwise."""
+    global _gc_paused
+    if _gc_paused:
+        _gc_paused = False
+        gc.freeze()
+        gc.enable()
+
+
+def main(argv: list[str] | None = None, *, gc_paused: bool = False) -> int:
+    """Run the command line; returns the exit status.  ``gc_paused``: the caller disabled
+    the garbage collector for start-up; it is resumed as soon as the command is loaded."""
+    global _gc_paused
+    _gc_paused = gc_paused
     try:
         cli.main(args=argv, prog_name="cmpclient", standalone_mode=True)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    finally:
+        if _gc_paused:  # no command was loaded (--help, --version, a usage error)
+            _gc_paused = False
+            gc.enable()
     return 0

@@ -217,6 +217,52 @@ def test_help_lists_every_command_without_importing_them():
     assert out.strip().endswith("LIGHT")
 
 
+# The process entry point pauses the garbage collector while a command loads, then freezes
+# what start-up built and resumes it; run in a child so this test process's collector is
+# untouched.  A probe command reports what a command sees.
+_GC_PROBE = """
+import gc, json, sys, types
+import click
+from cmpclient.cli import main as cli_main
+seen = {}
+@click.command("probe")
+def probe():
+    seen.update(enabled=gc.isenabled(), frozen=gc.get_freeze_count())
+    runs = gc.get_stats()[0]["collections"]
+    junk = [[i] for i in range(5000)]  # a command's own allocations are collected as usual
+    seen["collected_while_running"] = gc.get_stats()[0]["collections"] > runs
+sys.modules["gc_probe"] = types.SimpleNamespace(probe=probe)
+cli_main.COMMANDS["probe"] = ("gc_probe:probe", "probe")
+import cmpclient.__main__ as entry
+before = gc.get_freeze_count()
+rc = entry.main(sys.argv[1:])
+print(json.dumps(dict(seen, rc=rc, before=before, end_enabled=gc.isenabled(), end_frozen=gc.get_freeze_count())))
+"""
+
+
+@pytest.mark.parametrize("args", [["probe"], ["--help"], ["no-such-command"]])
+def test_process_entry_pauses_the_collector_only_for_start_up(args):
+    out = subprocess.run([sys.executable, "-c", _GC_PROBE, *args], capture_output=True, text=True, timeout=120)
+    doc = json.loads(out.stdout.strip().splitlines()[-1])
+    assert doc["before"] == 0
+    assert doc["end_enabled"] is True, "the collector must be running again when the command line returns"
+    assert doc["end_frozen"] > 10_000, "at exit everything alive is frozen: the interpreter's last collections skip it"
+    if args == ["probe"]:
+        assert doc["rc"] == 0
+        assert doc["enabled"] is True, "a command (serve, bench, proxy) must run with the collector on"
+        assert doc["frozen"] > 10_000, "start-up's objects (click, schemas) are frozen before the command runs"
+        assert doc["collected_while_running"] is True
+    else:
+        assert doc["rc"] == (0 if args == ["--help"] else 2)
+
+
+def test_library_entry_leaves_the_collector_alone():
+    code = ("import gc, sys; from cmpclient.cli.main import main; rc = main(['--version']);"
+            "print(rc, gc.isenabled(), gc.get_freeze_count())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
+    assert out.split()[-3:] == ["0", "True", "0"]
+
+
 def test_a_missing_module_breaks_only_its_command(monkeypatch):
     monkeypatch.setitem(COMMANDS, "ghost", ("cmpclient.cli.no_such_module:ghost", "A ghost."))
     r = CliRunner().invoke(cli, ["ghost"])
