@@ -111,6 +111,26 @@ def dns_name(name: str, item: str) -> Any:
     return x509.DNSName(name)
 
 
+_DN_TYPES = ("dirname:", "dn:")
+_DN_PART = re.compile(r"\s*(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)+)\s*=")  # an RDN's start: "O=", "2.5.4.10="
+
+
+def _altname_items(value: str) -> list[str]:
+    """The comma-separated items of one --altname value.  A dirName's own commas stay in
+    it (``dirName:CN=a,O=b,ip:192.0.2.1`` is a DN and an address): a piece that starts
+    like an RDN continues the dirName before it, and so does any piece after an escaped
+    comma (``\\,``)."""
+    items: list[str] = []
+    for piece in value.split(","):
+        last = items[-1] if items else ""
+        in_dn = last.lstrip().lower().startswith(_DN_TYPES)
+        if in_dn and (last.endswith("\\") or _DN_PART.match(piece)):
+            items[-1] = last + "," + piece
+        else:
+            items.append(piece)
+    return [item.strip() for item in items if item.strip()]
+
+
 def general_names(values: tuple[str, ...] | list[str]) -> list[Any]:
     from cryptography import x509
 
@@ -118,9 +138,7 @@ def general_names(values: tuple[str, ...] | list[str]) -> list[Any]:
 
     names: list[Any] = []
     for value in values or ():
-        for item in (v.strip() for v in value.split(",")):
-            if not item:
-                continue
+        for item in _altname_items(value):
             kind, sep, rest = item.partition(":")
             k = kind.lower() if sep else ""
             if k in ("dns", "ip", "ipaddress", "email", "rfc822", "rfc822name", "uri", "url", "dirname", "dn") and not rest:

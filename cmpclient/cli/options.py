@@ -277,7 +277,8 @@ request_options = _group([
     opt("--dn", "--subject", name="dn", metavar="DN", help="Subject DN: CN=dev1,O=Example or /O=Example/CN=dev1."),
     opt("--issuer", name="issuer", metavar="DN", help="Issuer DN for the template (and default recipient)."),
     opt("--altname", "--sans", name="altname", multiple=True,
-        help="subjectAltName: dns:NAME, ip:ADDR, email:ADDR, uri:URI (comma lists allowed; bare names are DNS or IP). "
+        help="subjectAltName: dns:NAME, ip:ADDR, email:ADDR, uri:URI, dirName:DN (comma lists allowed, a DN keeps "
+             "its own commas; bare names are DNS or IP). "
              "A DNS name is a host name (letters, digits, hyphens, dots; a leading *. allowed); several names are "
              "separated by commas, not spaces."),
     opt("--key-usage", name="key_usage", help="keyUsage names, comma-separated (digitalSignature,keyEncipherment,...)."),

@@ -336,6 +336,13 @@ def test_request_helpers():
     names = general_names(["dns:a.example,ip:192.0.2.1", "email:x@example.org", "b.example", "uri:https://x/"])
     assert [type(n) for n in names] == [x509.DNSName, x509.IPAddress, x509.RFC822Name, x509.DNSName,
                                         x509.UniformResourceIdentifier]
+    # A dirName keeps its own commas; a typed or bare item after it starts a new name.
+    names = general_names(["dirName:CN=a,O=b,ip:192.0.2.1", r"dn:CN=a\,b,2.5.4.10=x,c.example", "DN: /CN=x/O=y"])
+    assert [type(n) for n in names] == [x509.DirectoryName, x509.IPAddress, x509.DirectoryName, x509.DNSName,
+                                        x509.DirectoryName]
+    assert names[0].value.rfc4514_string() == "CN=a,O=b"
+    assert names[2].value.rfc4514_string() == r"CN=a\,b,O=x" and names[3].value == "c.example"
+    assert names[4].value.rfc4514_string() == "O=y,CN=x"
     ku = key_usage("digitalSignature,nonRepudiation")
     assert ku.digital_signature and ku.content_commitment and not ku.key_encipherment
     assert [o.dotted_string for o in ext_key_usage("serverAuth,1.2.3.4")] == ["1.3.6.1.5.5.7.3.1", "1.2.3.4"]
