@@ -2,7 +2,7 @@
 
 Prints transactions per second and latency percentiles (p50/p90/p99) of the enrollments that
 succeeded (``n/a``, ``null`` in JSON, when none did); ``--json`` prints one document.  A run
-with failures exits with the status of its most frequent kind of failure (:func:`exit_code_of`).  Also the load tool of the reliability work.  Each worker keeps its own
+with failures exits with the status of its most frequent kind of failure (:meth:`BulkReport.exit_code`).  Also the load tool of the reliability work.  Each worker keeps its own
 connection; ``--processes`` spreads workers over processes (building and checking CMP
 messages is CPU-bound Python).
 """
@@ -117,7 +117,7 @@ def bench(ctx: click.Context, **_: Any) -> None:
     doc.update(concurrency=params["concurrency"], processes=params["processes"])
     if not report.latencies:
         doc["latency_ms"] = {p: None for p in doc["latency_ms"]}  # nothing succeeded: no latency
-    code = exit_code_of(report.errors) if report.failed else ExitCode.OK
+    code = report.exit_code()
     missing = count - report.count
     if missing > 0:
         # A worker died outside a transaction (run_bulk counts only the ones that ran): a bug.
@@ -137,30 +137,6 @@ def bench(ctx: click.Context, **_: Any) -> None:
             click.echo(f"  {missing} x never run: a worker stopped (a bug)", err=True)
     if code:
         ctx.exit(int(code))
-
-
-def exit_code_of(errors: dict[str, int]) -> ExitCode:
-    """The exit status of a run with failures: that of the most frequent kind of failure
-    (``errors``: ``"<error class>: <message>"`` -> count, as the bulk report keeps them);
-    between kinds as frequent, the lowest status. Connection refused everywhere is 4
-    (transport), rejections are 7, timeouts 8, bad responses 5, protection failures 6; a
-    failure of no documented kind is 1."""
-    by_code: dict[ExitCode, int] = {}
-    for what, n in errors.items():
-        code = _exit_code_of_class(what.split(":", 1)[0].strip())
-        by_code[code] = by_code.get(code, 0) + n
-    if not by_code:
-        return ExitCode.FAILURE
-    return min(by_code, key=lambda c: (-by_code[c], int(c)))
-
-
-def _exit_code_of_class(name: str) -> ExitCode:
-    import cmpclient.errors as errors
-
-    cls = getattr(errors, name, None)
-    if isinstance(cls, type) and issubclass(cls, errors.CMPClientError):
-        return cls.exit_code
-    return ExitCode.FAILURE
 
 
 bench = _apply(bench, _BENCH_OPTS)

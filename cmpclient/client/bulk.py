@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from cmpclient.errors import CMPClientError
+from cmpclient.errors import CMPClientError, ExitCode
 
 #: Makes a worker's configuration: () -> (ClientConfig, cleanup).
 ConfigFactory = Callable[[], "tuple[Any, Callable[[], None]]"]
@@ -34,6 +34,27 @@ class BulkReport:
     latencies: list[float] = field(default_factory=list)
     elapsed: float = 0.0
     serials: list[int] = field(default_factory=list)
+    #: failures by the exit status their error carries (:class:`ExitCode` value -> count)
+    exit_codes: dict[int, int] = field(default_factory=dict)
+
+    def record_failure(self, exc: CMPClientError) -> None:
+        """Count one failed transaction under its kind (class and message) and exit status."""
+        self.count += 1
+        self.failed += 1
+        key = f"{type(exc).__name__}: {exc.message[:80]}"
+        self.errors[key] = self.errors.get(key, 0) + 1
+        code = int(exc.exit_code)
+        self.exit_codes[code] = self.exit_codes.get(code, 0) + 1
+
+    def exit_code(self) -> ExitCode:
+        """OK without failures; else the exit status of the most frequent kind of failure,
+        the lowest of those as frequent (so refused connections everywhere give 4, rejections
+        7, timeouts 8, bad answers 5, protection failures 6)."""
+        if not self.failed:
+            return ExitCode.OK
+        if not self.exit_codes:
+            return ExitCode.FAILURE
+        return ExitCode(min(self.exit_codes, key=lambda c: (-self.exit_codes[c], c)))
 
     @property
     def tx_per_s(self) -> float:
@@ -53,6 +74,8 @@ class BulkReport:
         self.failed += other.failed
         for k, v in other.errors.items():
             self.errors[k] = self.errors.get(k, 0) + v
+        for c, v in other.exit_codes.items():
+            self.exit_codes[c] = self.exit_codes.get(c, 0) + v
         self.latencies += other.latencies
         self.serials += other.serials
 
@@ -90,10 +113,7 @@ def _worker(
                 result = enroll(config, kind, request, expected_public_key=expected)
             except CMPClientError as exc:
                 with lock:
-                    report.count += 1
-                    report.failed += 1
-                    key = f"{type(exc).__name__}: {exc.message[:80]}"
-                    report.errors[key] = report.errors.get(key, 0) + 1
+                    report.record_failure(exc)
             else:
                 took = time.perf_counter() - started
                 with lock:

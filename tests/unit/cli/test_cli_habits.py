@@ -234,24 +234,34 @@ def test_c_bench_transport_failures_exit_4_with_no_latency(closed_port):
     assert doc["latency_ms"] == {"p50": None, "p90": None, "p99": None} and doc["exit_code"] == 4
 
 
-@pytest.mark.parametrize("errors,code", [
-    ({"CMPRejection: rejected": 2}, ExitCode.REJECTED),
-    ({"CMPErrorMessage: bad": 4}, ExitCode.REJECTED),
-    ({"TransportError: connection refused by http://x/": 5}, ExitCode.TRANSPORT),
-    ({"HTTPStatusError: HTTP 500": 1}, ExitCode.TRANSPORT),
-    ({"TransportTimeout: read timed out": 1}, ExitCode.TIMEOUT),
-    ({"PollTimeout: x": 1}, ExitCode.TIMEOUT),
-    ({"ProtectionError: bad MAC": 1}, ExitCode.PROTECTION),
-    ({"TrustError: x": 1}, ExitCode.PROTECTION),
-    ({"ProtocolError: nonce": 1}, ExitCode.PROTOCOL),
-    ({"SomethingElse: ?": 1}, ExitCode.FAILURE),
-    ({"CMPRejection: a": 3, "TransportError: b": 1, "TransportTimeout: c": 1}, ExitCode.REJECTED),
-    ({"CMPRejection: a": 1, "CMPErrorMessage: a": 1, "TransportError: b": 2}, ExitCode.TRANSPORT),  # 2 vs 2
+@pytest.mark.parametrize("failures,code", [
+    ([("CMPRejection", 2)], ExitCode.REJECTED),
+    ([("CMPErrorMessage", 4)], ExitCode.REJECTED),
+    ([("TransportError", 5)], ExitCode.TRANSPORT),
+    ([("HTTPStatusError", 1)], ExitCode.TRANSPORT),
+    ([("TransportTimeout", 1)], ExitCode.TIMEOUT),
+    ([("PollTimeout", 1)], ExitCode.TIMEOUT),
+    ([("ProtectionError", 1)], ExitCode.PROTECTION),
+    ([("TrustError", 1)], ExitCode.PROTECTION),
+    ([("ProtocolError", 1)], ExitCode.PROTOCOL),
+    ([("CMPClientError", 1)], ExitCode.FAILURE),
+    ([("CMPRejection", 3), ("TransportError", 1), ("TransportTimeout", 1)], ExitCode.REJECTED),
+    ([("CMPRejection", 1), ("CMPErrorMessage", 1), ("TransportError", 2)], ExitCode.TRANSPORT),  # 2 vs 2: lowest
 ])
-def test_c_bench_exit_status_is_the_most_frequent_kind_of_failure(errors, code):
-    from cmpclient.cli.bench_cmd import exit_code_of
+def test_c_bench_exit_status_is_the_most_frequent_kind_of_failure(failures, code):
+    import cmpclient.errors as errors
+    from cmpclient.client.bulk import BulkReport
 
-    assert exit_code_of(errors) == code
+    halves = BulkReport(), BulkReport()  # as two worker processes report them
+    for n, (name, times) in enumerate(failures):
+        for _ in range(times):
+            halves[n % 2].record_failure(getattr(errors, name)(f"{name} happened"))
+    report = BulkReport()
+    for half in halves:
+        report.merge(half)
+    assert report.exit_code() == code
+    assert report.failed == sum(t for _, t in failures) == sum(report.errors.values())
+    assert BulkReport().exit_code() == ExitCode.OK
 
 
 # -------------------------------------------------------------------- D: openssl habits
