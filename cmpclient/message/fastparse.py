@@ -133,13 +133,14 @@ def _directory_name(h: Reader):
     box = h.enter(0xA4)
     name = box.raw()
     box.done()
-    return _name(name)
+    return read_name(name)
 
 
 @functools.lru_cache(maxsize=256)
-def _name(der: bytes):
+def read_name(der: bytes):
     """(x509.Name, text) of a Name's DER; memoised, as a peer names itself and us in every
-    message (both results are immutable)."""
+    message (both results are immutable).  Raises :class:`NotHandled` for what this reader
+    leaves to the full decoder (a multi-valued RDN); the test CA's request reader uses it too."""
     from cmpclient.message.names import name_from_attributes
 
     rdns = []

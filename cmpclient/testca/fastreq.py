@@ -87,11 +87,11 @@ def _cert_req_msg(item: Reader) -> FastCertReqMsg:
     empty = False
     if template.peek() == _ISSUER:  # openssl names the CA when it signs with a certificate; the CA ignores it
         box = template.enter(_ISSUER)
-        fastparse._name(box.raw())  # read only to know it is DER (single-valued RDNs) like the rest
+        fastparse.read_name(box.raw())  # read only to know it is DER (single-valued RDNs) like the rest
         box.done()
     if template.peek() == _SUBJECT:
         box = template.enter(_SUBJECT)
-        subject = fastparse._name(box.raw())[0]
+        subject = fastparse.read_name(box.raw())[0]
         box.done()
     if template.peek() == _PUBLIC_KEY:
         begin = template.pos
