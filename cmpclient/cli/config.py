@@ -267,6 +267,17 @@ def show_config(ctx: click.Context) -> list[dict[str, Any]]:
         if isinstance(value, tuple):
             value = list(value)
         rows.append({"name": name, "value": value, "origin": origin_of(ctx, name)})
+    if "url" in ctx.params:  # the URL a request goes to, after --path and --host/--port/--alias
+        from cmpclient.cli.options import server_url
+        from cmpclient.errors import UsageError
+        from cmpclient.transport import redact_url
+
+        try:
+            endpoint = server_url(ctx.params)
+            rows.append({"name": "endpoint", "value": redact_url(endpoint) if endpoint else None,
+                         "origin": "resolved from url, host, port, alias and path"})
+        except UsageError as exc:
+            rows.append({"name": "endpoint", "value": None, "origin": f"not resolved: {exc.message}"})
     ignored = ctx.meta.get("cmpclient.profile_ignored") or []
     for name in ignored:
         rows.append({"name": name, "value": None, "origin": "profile (not an option of this command, ignored)"})

@@ -114,6 +114,24 @@ def test_config_errors_exit_config(tmp_path):
     assert r.exit_code == ExitCode.CONFIG and "TOML" in r.stderr
 
 
+@pytest.mark.parametrize("args,endpoint", [
+    (["--url", "http://ca.example:8080/a", "--path", "pkix/"], "http://ca.example:8080/pkix/"),
+    (["--server", "ca.example:80/x"], "http://ca.example:80/x"),
+    (["--host", "ca.example", "--alias", "ee"], "http://ca.example:8080/ejbca/publicweb/cmp/ee"),
+    (["--url", "http://alice:s3cr3tpw@ca.example/x"], "http://alice:***@ca.example/x"),
+    ([], None),
+])
+def test_show_config_names_the_endpoint_a_request_goes_to(args, endpoint):
+    env = {"CMPCLIENT_URL": "http://alice:s3cr3tpw@ca.example/x"} if "alice" in str(args) else None
+    args = [a for a in args if "alice" not in a and a != "--url"] if env else args
+    r = run(["crmf", *args, "--show-config", "--json"], env=env)
+    assert r.exit_code == 0, r.output
+    rows = {row["name"]: row for row in json.loads(r.stdout)["options"]}
+    assert rows["endpoint"]["value"] == endpoint and "s3cr3tpw" not in r.stdout
+    r = run(["revoke", "--alias", "ee", "--path", "/p", "--show-config"])
+    assert r.exit_code == 0 and "not resolved: give --path or --alias, not both" in r.stdout
+
+
 def test_show_config_origins_and_redaction(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text('[profiles.p]\nurl = "http://profile/"\ntimeout = 7\nkeystorepwd = "pass:topsecret"\nunknown = 1\n')
