@@ -171,12 +171,23 @@ class SerialCollision(Exception):
     """The chosen serial is taken for this CA (the caller re-signs with a fresh one)."""
 
 
+#: Transactions and senderNonces untouched for this long are purged (a CA serving CI for
+#: weeks would otherwise keep two rows per request forever).  Far beyond any CMP exchange,
+#: polling included, and beyond a strict alias's messageTime window, which refuses a
+#: replay older than that on its own.
+RETENTION_S = 24 * 3600.0
+#: How often one Store looks for such rows (when a transaction begins).
+PURGE_EVERY_S = 600.0
+
+
 class Store:
     """SQLite store of one data directory."""
 
-    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 30000) -> None:
+    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 30000, retention_s: float = RETENTION_S) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
+        self.retention_s = retention_s
+        self._next_purge = 0.0  # the first transaction purges what an earlier run left
         self._local = threading.local()
         # End entity passwords are stored here (HMAC client mode needs them in clear text):
         # the file is created 0600 whatever the umask; SQLite gives its -wal and -shm files
@@ -426,11 +437,31 @@ class Store:
             self.read().execute("SELECT * FROM transactions WHERE alias = ? AND transaction_id = ?", (alias, transaction_id)).fetchone()
         )
 
+    def purge(self, before: float) -> tuple[int, int]:
+        """Delete transactions last updated, and senderNonces seen, before ``before`` (epoch
+        seconds); returns how many of each."""
+        with self.write() as db:
+            return self._purge(db, before)
+
+    @staticmethod
+    def _purge(db: sqlite3.Connection, before: float) -> tuple[int, int]:
+        transactions = db.execute("DELETE FROM transactions WHERE updated < ?", (before,)).rowcount
+        nonces = db.execute("DELETE FROM nonces WHERE seen < ?", (before,)).rowcount
+        return transactions, nonces
+
+    def _purge_now_and_then(self, db: sqlite3.Connection, now: float) -> None:
+        """Within a write: purge when PURGE_EVERY_S has passed since this Store last did."""
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_EVERY_S
+            self._purge(db, now - self.retention_s)
+
     def begin_transaction(self, alias: str, transaction_id: bytes, request_body: str, *, exclusive: bool) -> bool:
         """Record a new transaction.  With ``exclusive`` an existing one is a conflict (False);
-        without, an existing record is replaced (EJBCA does not track transactions)."""
+        without, an existing record is replaced (EJBCA does not track transactions).  Now and
+        then (:data:`PURGE_EVERY_S`) transactions and nonces older than the retention go."""
         now = time.time()
         with self.write() as db:
+            self._purge_now_and_then(db, now)  # in the same write: no extra commit
             if not exclusive:
                 # REPLACE deletes the existing row (the primary key is the only unique
                 # constraint) and inserts the new one: one statement for the former

@@ -199,3 +199,30 @@ def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
     os.waitpid(pid, 0)
     assert s.read() is parent_conn  # the parent keeps its connection
     assert s.get_end_entity("child") is not None
+
+
+def test_old_transactions_and_nonces_are_purged_now_and_then(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CA serving CI for weeks keeps two rows per request; what nobody touched within the
+    retention goes, at most every PURGE_EVERY_S, when a transaction begins."""
+    clock = [1_000_000.0]
+    monkeypatch.setattr(store_mod.time, "time", lambda: clock[0])
+    store = Store(tmp_path / "s.sqlite", retention_s=100.0)
+
+    def rows() -> tuple[int, int]:
+        db = store.read()
+        return (db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0],
+                db.execute("SELECT COUNT(*) FROM nonces").fetchone()[0])
+
+    store.begin_transaction("a", b"old", "ir", exclusive=True)  # the first one purges (nothing yet)
+    assert store.remember_nonce("a", b"old-nonce")
+    clock[0] += 60
+    store.begin_transaction("a", b"recent", "ir", exclusive=True)  # within PURGE_EVERY_S: no purge
+    assert store.remember_nonce("a", b"recent-nonce")
+    assert rows() == (2, 2)
+    clock[0] += store_mod.PURGE_EVERY_S  # 'old' is now older than the retention, 'recent' too
+    store.update_transaction("a", b"recent", state="waiting")  # ... but was touched just now
+    store.begin_transaction("a", b"new", "ir", exclusive=True)
+    assert rows() == (2, 0)
+    assert store.get_transaction("a", b"old") is None and store.get_transaction("a", b"recent") is not None
+    assert store.remember_nonce("a", b"old-nonce"), "a purged nonce is new again (messageTime guards strict aliases)"
+    assert store.purge(clock[0] + 1) == (2, 1)
