@@ -179,6 +179,10 @@ class Transaction:
             cfg.on_message("request", der)
         goes_on = False
         try:
+            peek = getattr(cfg.transport, "next_saved_request", None)
+            upcoming = peek() if peek is not None else None
+            if upcoming is not None:  # --reqin: refused before it goes out when it cannot be checked
+                self._adopt_saved_request(upcoming)
             with deadline(self.deadline):
                 raw = cfg.transport.send(der)
             saved = getattr(cfg.transport, "replaced_request", None)

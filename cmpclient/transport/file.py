@@ -135,6 +135,11 @@ class CaptureTransport:
         """What the inner transport sent instead of the last request (``reqin``), if anything."""
         return getattr(self.inner, "replaced_request", None)
 
+    def next_saved_request(self) -> bytes | None:
+        """What the inner transport will send instead of the next request (``reqin``), if anything."""
+        peek = getattr(self.inner, "next_saved_request", None)
+        return peek() if peek is not None else None
+
     def end_transaction(self) -> None:
         end_transaction(self.inner)
 
@@ -178,15 +183,28 @@ class ReplayTransport:
         self._has_reqin = reqin is not None
         self.inner = inner
         self.requests: list[bytes] = []
+        self._peeked: tuple[Path, bytes] | None = None
         if not self._rspin and inner is None and not self._has_reqin:
             raise TransportError("ReplayTransport needs rspin files or an inner transport")
+
+    def next_saved_request(self) -> bytes | None:
+        """The saved request the next :meth:`send` will use instead of the one it is given
+        (None once the reqin files are used up), read now so a caller can refuse it before
+        anything goes out."""
+        if not self._reqin:
+            return None
+        if self._peeked is None or self._peeked[0] != self._reqin[0]:
+            self._peeked = (self._reqin[0], _read(self._reqin[0], "request"))
+        return self._peeked[1]
 
     def send(self, request: bytes) -> bytes:
         """Return the next saved response (or the inner transport's answer)."""
         self.replaced_request = None
         if self._reqin:
+            saved = self.next_saved_request()
             path = self._reqin.pop(0)
-            request = self.replaced_request = _read(path, "request")
+            request = self.replaced_request = saved  # type: ignore[assignment]
+            self._peeked = None
             log.info("sending the saved request %s instead of the built one", path)
         elif self._has_reqin:
             log.info("no reqin file left; sending the built request")

@@ -299,8 +299,9 @@ def test_badpop_hints_fit_the_request(testca_factory, tmp_path):
     assert ir.exit_code == 7 and "requested public key" in ir.output, ir.output
 
 
-def test_reqin_without_a_sender_nonce_is_refused(testca_server, tmp_path):
-    """A saved request without senderNonce would leave its answer's recipNonce unchecked."""
+def test_reqin_without_a_sender_nonce_is_refused(testca_server, tmp_path, closed_port):
+    """A saved request without senderNonce would leave its answer's recipNonce unchecked; it
+    is refused before it goes out (against a closed port: a protocol error, not exit 4)."""
     from cmpclient.asn1.codec import der_header
     from cmpclient.message import body as bodies
 
@@ -313,5 +314,8 @@ def test_reqin_without_a_sender_nonce_is_refused(testca_server, tmp_path):
     saved = tmp_path / "no-nonce.der"
     saved.write_bytes(tlv(0x30, header + bodies.genm_body([], as_der=True)))
     r = _cli("genm", "--url", testca_server.url("ra"), "--authparam", "env:CA_SECRET", "--keyid", "x",
+             "--reqin", str(saved))
+    assert r.exit_code == 5 and "has no senderNonce" in r.output, r.output
+    r = _cli("genm", "--url", f"http://127.0.0.1:{closed_port}/x", "--authparam", "env:CA_SECRET", "--keyid", "x",
              "--reqin", str(saved))
     assert r.exit_code == 5 and "has no senderNonce" in r.output, r.output

@@ -103,8 +103,11 @@ def test_replay_reqin_replaces_requests(tmp_path):
     q.write_bytes(b"\x30\x00saved")
     inner = FakeTransport()
     t = CaptureTransport(ReplayTransport(reqin=[q], inner=inner))
+    # the next saved request can be looked at (and refused) before anything goes out
+    assert t.next_saved_request() == t.next_saved_request() == b"\x30\x00saved" and inner.sent == []
     t.send(b"ignored")
     assert inner.sent == [b"\x30\x00saved"] and t.replaced_request == b"\x30\x00saved"
+    assert t.next_saved_request() is None
     # used up: the built request goes out (openssl 3.0: "the remaining ones are taken from
     # ... the sequence of requests produced internally"), and nothing was replaced
     t.send(b"built")
