@@ -14,14 +14,23 @@ from cmpclient.check.model import Answer, CheckSetup, Scenario, Signer, Skip
 
 
 class CheckContext:
-    def __init__(self, setup: CheckSetup, scenario: Scenario):
+    def __init__(self, setup: CheckSetup, scenario: Scenario, *, own_signer: Signer | None = None):
         self.setup = setup
         self.scenario = scenario
+        #: Run "as the end entity": :meth:`base_protection` signs with this certificate (one
+        #: enrolled under MAC earlier in the run) and :meth:`subject` is its subject.  The runner
+        #: sets it for a rerun after the server's policy refused MAC (RFC 9483 §4.1.2, §4.2, §4.3).
+        self.own_signer = own_signer
         self.messages: list[tuple[str, bytes]] = []
         self._transports: list[Any] = []
+        self._base: list[Any] = []  # the protections base_protection() made
         #: How the scenario's last ClientConfig protects its requests: "mac", "signature"
         #: or "none" (the runner matches a policy refusal's words against it).
         self.last_protection = "none"
+        #: Whether that protection came from :meth:`base_protection` (the scenario left the
+        #: choice to the setup) rather than being chosen by the scenario (``mac(params)`` of a
+        #: PBM scenario, the given signer): only then may the runner retry it with another.
+        self.last_protection_base = False
 
     # --- plumbing ------------------------------------------------------------------------
     def record(self, direction: str, der: bytes) -> None:
@@ -37,7 +46,8 @@ class CheckContext:
         return self._transports[0]
 
     def close(self) -> None:
-        for t in self._transports:
+        transports, self._transports = self._transports, []
+        for t in transports:
             close = getattr(t, "close", None)
             if close is not None:
                 try:
@@ -56,6 +66,7 @@ class CheckContext:
         kind = type(protection).__name__
         self.last_protection = "mac" if kind == "MACProtection" else "signature" if kind == "SignatureProtection" \
             else "none" if protection is None else kind
+        self.last_protection_base = any(protection is p for p in self._base)
         return ClientConfig(
             transport=transport if transport is not None else self.transport(),
             protection=protection,
@@ -92,15 +103,25 @@ class CheckContext:
         return SignatureProtection(signer.key, signer.cert, signer.chain, digest=self.setup.digest)
 
     def base_protection(self) -> Any:
-        """MAC when a secret is given, else the signer's signature."""
-        if self.setup.mac_secret is not None:
-            return self.mac()
-        if self.setup.signer is not None:
-            return self.signer_protection()
-        raise Skip("needs a MAC secret or signer credentials")
+        """The end entity's own signature when :attr:`own_signer` is set; else MAC when a
+        secret is given, else the signer's signature."""
+        if self.own_signer is not None:
+            protection = self.signer_protection(self.own_signer)
+        elif self.setup.mac_secret is not None:
+            protection = self.mac()
+        elif self.setup.signer is not None:
+            protection = self.signer_protection()
+        else:
+            raise Skip("needs a MAC secret or signer credentials")
+        self._base.append(protection)
+        return protection
 
     # --- keys and names -------------------------------------------------------------------
-    def subject(self, tag: str | None = None) -> str:
+    def subject(self, tag: str | None = None) -> Any:
+        """A unique subject from the setup's template (a DN string); with :attr:`own_signer`
+        the own certificate's subject (an ``x509.Name``): the end entity asks for itself."""
+        if self.own_signer is not None:
+            return self.own_signer.cert.subject
         tag = (tag or self.scenario.name).replace(",", "-").replace("=", "-")
         return self.setup.subject_template.replace("{name}", f"chk-{tag}-{os.urandom(3).hex()}")
 
@@ -120,7 +141,7 @@ class CheckContext:
 
         return popo_signer(key, self.setup.digest)
 
-    def request(self, key: Any, *, subject: str | None = None, popo: str = "signature",
+    def request(self, key: Any, *, subject: Any = None, popo: str = "signature",
                 extra: Callable[[Any], Any] | None = None) -> Any:
         from cmpclient.message.request import CertRequestBuilder
 
@@ -140,7 +161,7 @@ class CheckContext:
         return b.build()
 
     # --- operations ------------------------------------------------------------------------
-    def enroll(self, kind: str = "ir", *, key: Any = None, protection: Any = None, subject: str | None = None,
+    def enroll(self, kind: str = "ir", *, key: Any = None, protection: Any = None, subject: Any = None,
                implicit_confirm: bool = False, confirm: bool = True, pvno: int | None = None,
                transport: Any = None, request: Any = None, decrypt_key: Any = None) -> tuple[Any, Any]:
         """Enroll a fresh certificate; returns (EnrollResult, private key)."""
@@ -157,7 +178,7 @@ class CheckContext:
         result = enroll(config, kind, request, confirm=confirm, decrypt_key=decrypt_key)
         return result, key
 
-    def csr(self, key: Any, subject: str | None = None) -> bytes:
+    def csr(self, key: Any, subject: Any = None) -> bytes:
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ed448, ed25519

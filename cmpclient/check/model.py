@@ -119,6 +119,21 @@ class Signer:
 
 
 @dataclass
+class OwnCredentials:
+    """The end entity's own certificate for one run: enrolled by an ir under MAC the first time
+    a scenario's MAC-protected request is refused by the server's policy (RFC 9483: MAC for the
+    first ir, then the end entity signs with its own certificate).  Made at most once per run:
+    a failure is kept too (``signer`` None, ``failure`` why)."""
+
+    signer: Signer | None = None
+    failure: str = ""
+
+    @property
+    def subject(self) -> str:
+        return self.signer.cert.subject.rfc4514_string() if self.signer is not None else ""
+
+
+@dataclass
 class CheckSetup:
     """Everything the scenarios need to talk to one server.
 
@@ -150,6 +165,8 @@ class CheckSetup:
     ignore_key_usage: bool = False
     sleep: Callable[[float], None] | None = None
     on_message: Callable[[str, bytes], None] | None = None
+    #: The run's own credentials, made lazily by the runner (not an option: state of the run).
+    own_credentials: OwnCredentials | None = field(default=None, repr=False, compare=False)
 
     def has(self, need: str) -> bool:
         if need == "mac":

@@ -6,7 +6,13 @@ Judging rules (documented in the README's "Conformance check" section):
   EJBCA-COMPATIBLE under ``ejbca``, FAIL under ``rfc``;
 * the server rejects a positive scenario -> UNSUPPORTED when its failInfo is one the
   scenario lists as "not offered" (badAlg, unsupportedVersion; badPOP for POPO methods ...)
-  or its text says so ("not supported", "not allowed", "unexpected pvno" ...), else FAIL;
+  or its text says so ("not supported", "not allowed", "unexpected pvno" ...), or its policy
+  refuses the protection or signer used (:func:`_policy_refusal`), else FAIL;
+* a positive scenario whose MAC (chosen by ``base_protection()``, not by the scenario) the
+  server's policy refuses runs once more as the end entity (RFC 9483: MAC for the first ir,
+  then signatures with the end entity's own certificate): signed with a certificate enrolled
+  by an ir under MAC earlier in the run, for its subject; the rerun is judged by the same rules
+  (no further retry), and a rerun refused too stays UNSUPPORTED with both reasons;
 * negative scenario: a rejection (error, rejection status, HTTP 4xx/5xx) -> PASS; an
   acceptance -> FAIL, or EJBCA-COMPATIBLE when it is the scenario's documented EJBCA
   deviation and the profile is ``ejbca``;
@@ -28,6 +34,7 @@ from cmpclient.check.model import (
     CheckSetup,
     Deviation,
     Observation,
+    OwnCredentials,
     Report,
     Scenario,
     ScenarioOutcome,
@@ -111,53 +118,125 @@ def _rejection_text(exc: CMPRejection) -> str:
 
 
 def judge(scenario: Scenario, setup: CheckSetup, ctx: CheckContext) -> tuple[Verdict, str, str]:
-    """Run one scenario; (verdict, got, reason).  Never raises (except KeyboardInterrupt)."""
+    """Run one scenario; (verdict, got, reason).  Never raises (except KeyboardInterrupt).
+
+    A positive scenario whose MAC-protected request (MAC chosen by
+    :meth:`CheckContext.base_protection`, not by the scenario) the server refuses by policy
+    runs once more as the end entity (:func:`_as_end_entity`)."""
+    verdict, got, reason, mac_refused = _judge_once(scenario, setup, ctx)
+    if mac_refused and ctx.own_signer is None and setup.mac_secret is not None:
+        return _as_end_entity(scenario, setup, ctx, got, reason)
+    return verdict, got, reason
+
+
+#: What a rerun as the end entity adds to its reason.
+_OWN_CERT = "signed with the end entity's own certificate"
+
+
+def _as_end_entity(scenario: Scenario, setup: CheckSetup, ctx: CheckContext, got: str,
+                   reason: str) -> tuple[Verdict, str, str]:
+    """The server's policy refused MAC for this request (RFC 9483: MAC for the first ir; then
+    the end entity signs with the certificate it got): rerun the scenario once, signed with
+    the run's own certificate (enrolled by an ir under MAC, :func:`own_credentials`), for its
+    subject, and judge the rerun by the same rules.  Its messages go into ``ctx.messages``."""
+    ctx.close()  # one connection at a time: servers such as openssl's mock serve one client
+    own = own_credentials(setup, scenario, ctx)
+    if own.signer is None:
+        return Verdict.UNSUPPORTED, got, f"{reason}; {own.failure}"
+    rerun = CheckContext(setup, scenario, own_signer=own.signer)
+    try:
+        verdict, got2, reason2, _ = _judge_once(scenario, setup, rerun)
+    finally:
+        ctx.messages.extend(rerun.messages)
+        rerun.close()
+    how = f"{_OWN_CERT} '{own.subject}', enrolled by an ir under MAC earlier in the run"
+    if verdict is Verdict.UNSUPPORTED:
+        return verdict, got2, f"{reason}; then {how}: {reason2}"
+    ref = ", ".join(re.findall(r"RFC 9483 §[\d.]*\d", scenario.reference)) or "RFC 9483"
+    note = f"MAC protection was refused by the server's policy ({got}); the request was {how} ({ref})"
+    shown = f"{got2}, {_OWN_CERT}" if got2 != "-" else got2
+    if verdict is Verdict.PASS:
+        return verdict, shown, note + (f"; {reason2}" if reason2 else "")
+    return verdict, shown, f"{reason2} [{note}]"
+
+
+def own_credentials(setup: CheckSetup, scenario: Scenario, ctx: CheckContext) -> OwnCredentials:
+    """The run's own certificate: one ir under MAC for a fresh subject (from the subject
+    template), confirmed; made on first use and kept in ``setup`` for the whole run, a failure
+    too (tried at most once).  The enrolment's messages go into ``ctx.messages``."""
+    if setup.own_credentials is not None:
+        return setup.own_credentials
+    maker = CheckContext(setup, scenario)
+    why = "the end entity's own certificate could not be enrolled by an ir under MAC"
+    try:
+        result, key = maker.enroll("ir", protection=maker.mac(), subject=maker.subject("own-cert"))
+        own = OwnCredentials(signer=maker.signed_by(result, key))
+    except KeyboardInterrupt:
+        raise
+    except CMPRejection as exc:
+        own = OwnCredentials(failure=f"{why}: {_rejection_text(exc)}")
+    except ScenarioOutcome as exc:
+        own = OwnCredentials(failure=f"{why}: {exc.reason}")
+    except CMPClientError as exc:
+        own = OwnCredentials(failure=f"{why}: {type(exc).__name__}: {exc.message}")
+    except Exception as exc:  # noqa: BLE001 - a scenario never crashes the run
+        own = OwnCredentials(failure=f"{why}: unexpected {type(exc).__name__}: {exc}")
+    finally:
+        ctx.messages.extend(maker.messages)
+        maker.close()
+    setup.own_credentials = own
+    return own
+
+
+def _judge_once(scenario: Scenario, setup: CheckSetup, ctx: CheckContext) -> tuple[Verdict, str, str, bool]:
+    """(verdict, got, reason, whether the server's policy refused a MAC from base_protection())."""
     for need in scenario.needs:
         if not setup.has(need):
-            return Verdict.SKIPPED, "-", f"needs {scenario.describe_needs()}"
+            return Verdict.SKIPPED, "-", f"needs {scenario.describe_needs()}", False
     try:
         outcome = scenario.run(ctx)
     except Deviation as o:
         if setup.profile == "ejbca" and scenario.ejbca_deviation:
-            return Verdict.EJBCA_COMPATIBLE, o.got or "-", f"{scenario.ejbca_deviation} ({o.reason})"
-        return Verdict.FAIL, o.got or "-", o.reason
+            return Verdict.EJBCA_COMPATIBLE, o.got or "-", f"{scenario.ejbca_deviation} ({o.reason})", False
+        return Verdict.FAIL, o.got or "-", o.reason, False
     except ScenarioOutcome as o:
-        return o.verdict, o.got or "-", o.reason
+        return o.verdict, o.got or "-", o.reason, False
     except CMPRejection as exc:
         got = _rejection_text(exc)
         if scenario.negative:
-            return Verdict.PASS, got, "rejected"
+            return Verdict.PASS, got, "rejected", False
         texts = " ".join(exc.status_strings) + " " + " ".join(getattr(exc, "error_details", ()) or ())
         if set(exc.fail_info_names) & set(scenario.unsupported) or _UNSUPPORTED_TEXT.search(texts):
-            return Verdict.UNSUPPORTED, got, "the server does not offer this: " + got
+            return Verdict.UNSUPPORTED, got, "the server does not offer this: " + got, False
         if _policy_refusal(texts, ctx.last_protection):
             return (Verdict.UNSUPPORTED, got, "the server does not take this request with the protection or "
-                    f"signer used (its policy, not a conformance failure): {got}")
-        return Verdict.FAIL, got, f"the server rejected a valid request: {got}"
+                    f"signer used (its policy, not a conformance failure): {got}",
+                    ctx.last_protection == "mac" and ctx.last_protection_base)
+        return Verdict.FAIL, got, f"the server rejected a valid request: {got}", False
     except PollTimeout as exc:
-        return Verdict.ERROR, "timeout", exc.diagnostics()
+        return Verdict.ERROR, "timeout", exc.diagnostics(), False
     except TransportError as exc:
-        return Verdict.ERROR, "transport failure", f"{type(exc).__name__}: {exc.message}"
+        return Verdict.ERROR, "transport failure", f"{type(exc).__name__}: {exc.message}", False
     except (UsageError, ConfigError) as exc:
-        return Verdict.ERROR, "-", f"could not build the scenario: {exc.message}"
+        return Verdict.ERROR, "-", f"could not build the scenario: {exc.message}", False
     except CMPClientError as exc:
         # The response broke a CMP rule: protection, IDs, nonces, body, the certified key.
-        return Verdict.FAIL, type(exc).__name__, exc.diagnostics().replace("\n", "; ")
+        return Verdict.FAIL, type(exc).__name__, exc.diagnostics().replace("\n", "; "), False
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - a scenario never crashes the run
-        return Verdict.ERROR, "-", f"unexpected {type(exc).__name__}: {exc}"
+        return Verdict.ERROR, "-", f"unexpected {type(exc).__name__}: {exc}", False
     if isinstance(outcome, Answer):
-        return _judge_answer(scenario, setup, outcome)
+        return (*_judge_answer(scenario, setup, outcome), False)
     if isinstance(outcome, Observation):
         if scenario.negative:
-            return Verdict.FAIL, outcome.got, "the server accepted what it must reject"
+            return Verdict.FAIL, outcome.got, "the server accepted what it must reject", False
         if outcome.deviation:
             if setup.profile == "ejbca" and scenario.ejbca_deviation:
-                return Verdict.EJBCA_COMPATIBLE, outcome.got, scenario.ejbca_deviation
-            return Verdict.FAIL, outcome.got, outcome.deviation
-        return Verdict.PASS, outcome.got, outcome.note or ""
-    return Verdict.ERROR, "-", f"scenario returned {type(outcome).__name__}"
+                return Verdict.EJBCA_COMPATIBLE, outcome.got, scenario.ejbca_deviation, False
+            return Verdict.FAIL, outcome.got, outcome.deviation, False
+        return Verdict.PASS, outcome.got, outcome.note or "", False
+    return Verdict.ERROR, "-", f"scenario returned {type(outcome).__name__}", False
 
 
 def _judge_answer(scenario: Scenario, setup: CheckSetup, answer: Answer) -> tuple[Verdict, str, str]:
@@ -212,6 +291,7 @@ def run_check(setup: CheckSetup, scenarios: Sequence[Scenario] | None = None, *,
               progress: Callable[[ScenarioResult], None] | None = None) -> Report:
     """Run ``scenarios`` (default: all) against the server of ``setup``."""
     report = Report(target=target, profile=setup.profile)
+    setup.own_credentials = None  # the end entity's own certificate is made anew for each run
     started = time.monotonic()
     for scenario in scenarios if scenarios is not None else SCENARIOS:
         result = run_scenario(scenario, setup)

@@ -48,21 +48,24 @@ def _kur(ctx: CheckContext, old: Any, old_key: Any, new_key: Any) -> Any:
 
 
 def _revoke(ctx: CheckContext, result: Any, key: Any) -> Any:
-    """rr for ``result``'s certificate: MAC when a secret is given, else signed by the
-    certificate itself (RFC 9483 §4.2); when that is refused and signer credentials are
-    given, signed by them (an RA revoking for the end entity, RFC 9483 §5.1.4)."""
+    """rr for ``result``'s certificate: MAC when a secret is given (and the scenario does not
+    run as the end entity, :attr:`CheckContext.own_signer`), else signed by the certificate
+    itself (RFC 9483 §4.2); when that is refused and signer credentials are given, signed by
+    them (an RA revoking for the end entity, RFC 9483 §5.1.4) -- not as the end entity."""
     from cmpclient.client import revoke
     from cmpclient.errors import CMPRejection
 
     cert = result.certificate
     recipient = ctx.setup.recipient or cert.issuer
-    if ctx.setup.mac_secret is not None:
-        return revoke(ctx.config(ctx.mac(), recipient=recipient), cert.issuer, cert.serial_number, reason="superseded")
+    if ctx.own_signer is None and ctx.setup.mac_secret is not None:
+        # base_protection() is the MAC here: a policy refusal of it may be retried as the end entity
+        return revoke(ctx.config(ctx.base_protection(), recipient=recipient), cert.issuer, cert.serial_number,
+                      reason="superseded")
     try:
         own = ctx.config(ctx.signer_protection(ctx.signed_by(result, key)), recipient=recipient)
         return revoke(own, cert.issuer, cert.serial_number, reason="superseded")
     except CMPRejection:
-        if ctx.setup.signer is None:
+        if ctx.setup.signer is None or ctx.own_signer is not None:
             raise
     return revoke(ctx.config(ctx.signer_protection(), recipient=recipient), cert.issuer, cert.serial_number,
                   reason="superseded")

@@ -16,7 +16,7 @@ def setup(**kw):
 
 
 def scen(run, **kw):
-    return Scenario(kw.pop("name", "x"), "g", "summary", "expected", "RFC", run, **kw)
+    return Scenario(kw.pop("name", "x"), "g", "summary", "expected", kw.pop("reference", "RFC"), run, **kw)
 
 
 def test_names_unique_and_select():
@@ -106,3 +106,148 @@ def test_report_and_junit():
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert cases["c"].find("failure") is not None and cases["b"].find("error") is not None
     assert cases["d"].find("skipped") is not None and cases["a"].find("failure") is None
+
+
+# --- a MAC refused by the server's policy: rerun as the end entity (own certificate) -----------
+
+MAC_REFUSED = "MAC protection is not accepted for cr on this alias"
+
+
+def own_signer(name="CN=own-ee,O=cmpclient check"):
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from cmpclient.check.model import Signer
+    from cmpclient.message.names import parse_dn
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(parse_dn(name)).issuer_name(parse_dn(name))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    return Signer(key, cert)
+
+
+def refused_under_mac(rerun=None, *, runs=None, protection="base"):
+    """A scenario that sends a request under ``base_protection()`` (or ``mac()``, the scenario's
+    own choice) and is refused for MAC; as the end entity it does ``rerun(ctx)``."""
+
+    def run(ctx):
+        if runs is not None:
+            runs.append((ctx.own_signer, ctx.subject()))
+        p = ctx.base_protection() if protection == "base" else ctx.mac()
+        ctx.config(p)
+        ctx.record("request", b"\x30\x00" if ctx.own_signer is None else b"\x30\x01")
+        if ctx.own_signer is None or rerun is None:
+            raise CMPErrorMessage("e", fail_info_names=["badRequest"], status_strings=[
+                f"authentication failed: HMAC: {MAC_REFUSED}; EndEntityCertificate: the message is not signature-protected"])
+        return rerun(ctx)
+
+    return run
+
+
+def with_own(**kw):
+    from cmpclient.check.model import OwnCredentials
+
+    s = setup(**kw)
+    s.own_credentials = OwnCredentials(signer=own_signer())
+    return s
+
+
+def test_mac_refused_by_policy_reruns_signed_with_the_own_certificate(tmp_path):
+    from cmpclient.protection import SignatureProtection
+
+    runs, seen = [], []
+
+    def rerun(ctx):
+        p = ctx.base_protection()
+        seen.append(p)
+        assert ctx.last_protection == "signature"
+        return Observation("cp accepted")
+
+    s = with_own(capture_dir=tmp_path)
+    r = run_scenario(scen(refused_under_mac(rerun, runs=runs), name="cr", reference="RFC 9810 §5.3.3, RFC 9483 §4.1.2"), s)
+    assert r.verdict is Verdict.PASS, r
+    assert "refused by the server's policy" in r.reason and "own certificate" in r.reason
+    assert "RFC 9483 §4.1.2" in r.reason and "CN=own-ee" in r.reason and "own certificate" in r.got
+    assert len(runs) == 2 and runs[0][0] is None and runs[1][0] is s.own_credentials.signer
+    assert runs[1][1] == s.own_credentials.signer.cert.subject  # the end entity asks for itself
+    assert isinstance(seen[0], SignatureProtection)
+    # --capture holds the refused request and the rerun's
+    assert [p.read_bytes() for p in sorted((tmp_path / "cr").glob("*.der"))] == [b"\x30\x00", b"\x30\x01"]
+
+
+def test_rerun_refused_too_stays_unsupported_with_both_reasons():
+    runs = []
+
+    def rerun(ctx):
+        raise CMPErrorMessage("e", fail_info_names=["notAuthorized"], status_strings=[
+            "authentication failed: HMAC: the message is not MAC-protected; EndEntityCertificate: not an RA administrator"])
+
+    r = run_scenario(scen(refused_under_mac(rerun, runs=runs)), with_own())
+    assert r.verdict is Verdict.UNSUPPORTED and len(runs) == 2  # no further retry
+    assert MAC_REFUSED in r.reason and "not an RA administrator" in r.reason and "own certificate" in r.reason
+
+
+def test_rerun_failure_is_a_failure():
+    r = run_scenario(scen(refused_under_mac(lambda ctx: raise_(ProtectionError("bad sig"))(ctx))), with_own())
+    assert r.verdict is Verdict.FAIL and "bad sig" in r.reason and "own certificate" in r.reason
+    dev = scen(refused_under_mac(lambda ctx: Observation("cp", deviation="certReqId 0")), ejbca_deviation="EJBCA")
+    assert run_scenario(dev, with_own()).verdict is Verdict.FAIL
+    r = run_scenario(dev, with_own(profile="ejbca"))
+    assert r.verdict is Verdict.EJBCA_COMPATIBLE and "own certificate" in r.reason
+
+
+def test_no_rerun_for_a_mac_the_scenario_chose_nor_for_negative_ones_nor_without_a_secret():
+    runs = []
+    # a PBM scenario refused for MAC: a signature would not test what it is about
+    r = run_scenario(scen(refused_under_mac(lambda ctx: Observation("ok"), runs=runs, protection="mac")), with_own())
+    assert r.verdict is Verdict.UNSUPPORTED and len(runs) == 1 and "own certificate" not in r.reason
+    runs.clear()
+    r = run_scenario(scen(refused_under_mac(lambda ctx: Observation("ok"), runs=runs), negative=True), with_own())
+    assert r.verdict is Verdict.PASS and len(runs) == 1
+    # a signature refused (not a MAC): the given signer's policy, nothing to retry
+    def signed(ctx):
+        runs.append(ctx.own_signer)
+        ctx.last_protection, ctx.last_protection_base = "signature", True
+        raise CMPErrorMessage("e", status_strings=["the signer may only request certificates for 'CN=RA Admin'"])
+    runs.clear()
+    assert run_scenario(scen(signed), with_own()).verdict is Verdict.UNSUPPORTED and runs == [None]
+    # no MAC secret given: no own certificate can be enrolled under MAC, nothing is retried
+    def mac_words(ctx):
+        runs.append(ctx.own_signer)
+        ctx.last_protection, ctx.last_protection_base = "mac", True
+        raise CMPErrorMessage("e", status_strings=[MAC_REFUSED])
+    runs.clear()
+    s = with_own()
+    s.mac_secret = None
+    r = run_scenario(scen(mac_words), s)
+    assert r.verdict is Verdict.UNSUPPORTED and runs == [None] and "own certificate" not in r.reason
+
+
+def test_own_credentials_made_once_per_run_and_a_failure_is_kept(monkeypatch):
+    from cmpclient.check import run_check
+    from cmpclient.check.context import CheckContext
+
+    tries = []
+
+    def enroll(self, kind="ir", **kw):
+        tries.append((kind, type(kw.get("protection")).__name__, kw.get("subject")))
+        self.record("request", b"\x30\x02")
+        raise CMPErrorMessage("e", fail_info_names=["badRequest"], status_strings=["MAC protection is not accepted for ir"])
+
+    monkeypatch.setattr(CheckContext, "enroll", enroll)
+    runs = []
+    s = setup(subject_template="CN={name},O=t")
+    rep = run_check(s, [scen(refused_under_mac(lambda ctx: Observation("ok"), runs=runs), name=n) for n in ("a", "b")])
+    assert [r.verdict for r in rep.results] == [Verdict.UNSUPPORTED, Verdict.UNSUPPORTED]
+    assert len(tries) == 1 and tries[0][:2] == ("ir", "MACProtection") and tries[0][2].startswith("CN=chk-own-cert-")
+    assert len(runs) == 2  # never rerun: no own certificate
+    for r in rep.results:
+        assert MAC_REFUSED in r.reason and "own certificate could not be enrolled" in r.reason
+    assert s.own_credentials is not None and s.own_credentials.signer is None
+    assert "own_credentials" not in repr(s)
