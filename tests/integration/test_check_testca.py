@@ -188,20 +188,93 @@ def test_wrong_credentials_are_not_blamed_on_the_server(testca_server):
     assert r.exit_code == 0, r.stdout + r.stderr
 
 
-def test_the_readme_example_on_the_walkthrough_alias_finds_no_failure(testca_server):
+def test_the_readme_example_on_the_walkthrough_alias_finds_no_failure(testca_server, tmp_path):
     """The README's example (MAC secret and the RA administrator, --expect ejbca) against the
     walkthrough's lwcmp alias gave 5 FAILs (cr, p10cr, rr, genm: "MAC protection is not
     accepted for cr on this alias"; ir-signer: "the signer may only request certificates for
     'CN=RA Admin...'") and exit 5: the alias's policy (RFC 9483: MAC for the first ir, then the
-    end entity's own signature) judged as non-conformance. Now UNSUPPORTED, with the reason."""
+    end entity's own signature) judged as non-conformance; then UNSUPPORTED.  Now the scenarios
+    refused for MAC run again signed with the end entity's own certificate (enrolled by an ir
+    under MAC) and pass; the RA administrator asking for another subject stays UNSUPPORTED."""
     only = ["--only", "ir,cr,p10cr,rr,genm,ir-signer"]
+    cap = tmp_path / "cap"
     r, doc, res = run_json([*mac(testca_server, "lwcmp"), "--keyid", "device1", *ra_admin(testca_server),
-                            "--expect", "ejbca", *only])
+                            "--expect", "ejbca", *only, "--capture", cap])
     assert r.exit_code == 0, {n: (x["verdict"], x["reason"]) for n, x in res.items()}
-    assert res["ir"]["verdict"] == "PASS"
-    for name in ("cr", "p10cr", "rr", "genm", "ir-signer"):
-        assert res[name]["verdict"] == "UNSUPPORTED" and "its policy" in res[name]["reason"], (name, res[name])
+    assert res["ir"]["verdict"] == "PASS" and "own certificate" not in res["ir"]["reason"]
+    sections = {"cr": "RFC 9483 §4.1.2", "p10cr": "RFC 9483 §4.1.4", "rr": "RFC 9483 §4.2", "genm": "RFC 9483 §4.3.1"}
+    for name, section in sections.items():
+        x = res[name]
+        # p10cr: the test CA answers certReqId 0, as EJBCA does (its documented deviation)
+        assert x["verdict"] == ("EJBCA-COMPATIBLE" if name == "p10cr" else "PASS"), (name, x)
+        assert "MAC protection is not accepted" in x["reason"] and "refused by the server's policy" in x["reason"], x
+        assert "signed with the end entity's own certificate 'CN=chk-own-cert-" in x["reason"], x
+        assert "enrolled by an ir under MAC" in x["reason"] and section in x["reason"], x
+        assert "own certificate" in x["got"], x
+    assert "certReqId 0" in res["p10cr"]["got"]
+    assert res["ir-signer"]["verdict"] == "UNSUPPORTED" and "its policy" in res["ir-signer"]["reason"], res["ir-signer"]
+    assert "own certificate" not in res["ir-signer"]["reason"]
+    # --capture: the refused request, the own certificate's ir (made once, by the first scenario
+    # that needs it: cr), and the rerun signed with it
+    bodies = {}
+    for name in ("cr", "genm"):
+        files = sorted((cap / name).glob("*.der"))
+        bodies[name] = [_body(f) for f in files]
+    assert bodies["cr"] == ["cr", "error", "ir", "ip", "certConf", "pkiconf", "cr", "cp", "certConf", "pkiconf"], bodies
+    assert bodies["genm"] == ["genm", "error", "genm", "genp"], bodies
     # the ra alias (HMAC only): a signed ir is not taken there
     r, doc, res = run_json([*mac(testca_server, "ra"), *ra_admin(testca_server), "--expect", "ejbca",
                             "--subject-template", UID_TEMPLATE, "--only", "ir,ir-signer"])
     assert r.exit_code == 0 and res["ir-signer"]["verdict"] == "UNSUPPORTED", res["ir-signer"]
+
+
+def _body(path):
+    from cmpclient.message.parse import parse_message
+
+    return parse_message(path.read_bytes(), strict=False).body_type
+
+
+POLICY_TOML = "\n".join([
+    # MAC for genm only: every ir under MAC is refused, so no own certificate can be had
+    ra_hmac_alias("mac-genm-only", 'auth_modules = ["HMAC", "EndEntityCertificate"]',
+                  'auth_parameters = { EndEntityCertificate = "ManagementCA" }', 'hmac_bodies = ["genm"]',
+                  'ee_cert_authorises = "subject"').replace('auth_modules = ["HMAC"]\n', "", 1),
+    # MAC for the first ir, then signatures of RA administrators only (not of the end entity)
+    ra_hmac_alias("admins-sign", 'auth_modules = ["HMAC", "EndEntityCertificate"]',
+                  'auth_parameters = { EndEntityCertificate = "ManagementCA" }', 'hmac_bodies = ["ir"]',
+                  "strict = true").replace('auth_modules = ["HMAC"]\n', "", 1),
+])
+
+
+def test_mac_refused_and_the_own_certificate_refused_too_stays_unsupported(testca_factory, tmp_path):
+    ca = testca_factory("check-policies", POLICY_TOML)
+    # the own certificate is enrolled, but the server takes no signature of the end entity either
+    cap = tmp_path / "cap"
+    r, doc, res = run_json([*mac(ca, "admins-sign"), "--expect", "ejbca", "--only", "ir,cr,genm,pbm-sha256-hmacsha1",
+                            "--capture", cap])
+    assert r.exit_code == 0, {n: (x["verdict"], x["reason"]) for n, x in res.items()}
+    assert res["ir"]["verdict"] == "PASS" and res["pbm-sha256-hmacsha1"]["verdict"] == "PASS"
+    for name in ("cr", "genm"):
+        x = res[name]
+        assert x["verdict"] == "UNSUPPORTED", (name, x)
+        assert f"MAC protection is not accepted for {name}" in x["reason"], x  # the first refusal
+        assert "own certificate 'CN=chk-own-cert-" in x["reason"] and "not an authorised RA administrator" in x["reason"], x
+    assert [_body(f) for f in sorted((cap / "genm").glob("*.der"))] == ["genm", "error", "genm", "error"]
+    # no own certificate to be had (MAC refused for ir too): tried once, the PBM scenarios are
+    # not turned into signature tests, genm (MAC taken) is not retried
+    cap = tmp_path / "cap2"
+    r, doc, res = run_json([*mac(ca, "mac-genm-only"), "--expect", "ejbca", "--only", "ir,cr,genm,mac",
+                            "--capture", cap])
+    assert r.exit_code == 0, {n: (x["verdict"], x["reason"]) for n, x in res.items()}
+    assert res["genm"]["verdict"] == "PASS" and "own certificate" not in res["genm"]["reason"]
+    for name in ("ir", "cr"):
+        x = res[name]
+        assert x["verdict"] == "UNSUPPORTED" and "its policy" in x["reason"], (name, x)
+        assert "own certificate could not be enrolled by an ir under MAC" in x["reason"], x
+    for name in ("pbm-sha256-hmacsha256", "pbm-sha256-hmacsha1", "pbm-sha512-hmacsha512", "pbm-iterations-10000", "pbmac1"):
+        x = res[name]
+        assert x["verdict"] == "UNSUPPORTED" and "MAC protection is not accepted for ir" in x["reason"], (name, x)
+        assert "own certificate" not in x["reason"], (name, x)
+        assert [_body(f) for f in sorted((cap / name).glob("*.der"))] == ["ir", "error"], name
+    assert [_body(f) for f in sorted((cap / "ir").glob("*.der"))] == ["ir", "error", "ir", "error"]
+    assert [_body(f) for f in sorted((cap / "cr").glob("*.der"))] == ["cr", "error"]  # the failure was kept
