@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cmpclient.testca.ca import CertificateAuthority, load_or_create_cas
 from cmpclient.testca.config import DEFAULT_CONFIG_TOML, CertProfile, Config, MaterialiseEntry, load_config
 from cmpclient.testca.handlers import Engine
-from cmpclient.testca.store import Store
+from cmpclient.testca.store import RETENTION_S, Store
 
 log = logging.getLogger("cmpclient.testca")
 
@@ -94,7 +94,10 @@ class TestCA:
 
     @classmethod
     def _open_locked(cls, config: Config, data_dir: Path, config_path: Path | None) -> "TestCA":
-        store = Store(data_dir / DB_FILE)
+        # Nonces are remembered longer than a strict alias's messageTime window, both ways:
+        # a replay the store has forgotten is then refused for its messageTime.
+        skew = max((a.max_clock_skew for a in config.aliases.values() if a.strict), default=0)
+        store = Store(data_dir / DB_FILE, retention_s=max(RETENTION_S, 2 * skew + 3600))
         cas = load_or_create_cas(config, data_dir, store)
         self = cls(config, data_dir, store, cas, config_path)
         self._register_end_entities()

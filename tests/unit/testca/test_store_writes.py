@@ -226,3 +226,47 @@ def test_old_transactions_and_nonces_are_purged_now_and_then(tmp_path: Path, mon
     assert store.get_transaction("a", b"old") is None and store.get_transaction("a", b"recent") is not None
     assert store.remember_nonce("a", b"old-nonce"), "a purged nonce is new again (messageTime guards strict aliases)"
     assert store.purge(clock[0] + 1) == (2, 1)
+
+
+def test_a_big_backlog_is_purged_a_batch_per_transaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An old data directory full of stale rows: each transaction deletes one batch of each
+    (oldest first) within its own write, and the next one goes on until nothing is left."""
+    clock = [1_000_000.0]
+    monkeypatch.setattr(store_mod.time, "time", lambda: clock[0])
+    monkeypatch.setattr(store_mod, "PURGE_BATCH", 10)
+    store = Store(tmp_path / "s.sqlite", retention_s=100.0)
+    with store.write() as db:
+        db.executemany("INSERT INTO transactions (alias, transaction_id, state, request_body, created, updated)"
+                       " VALUES ('a', ?, 'closed', 'ir', ?, ?)", [(b"t%d" % i, 500.0 + i, 500.0 + i) for i in range(25)])
+        db.executemany("INSERT INTO nonces (alias, nonce, seen) VALUES ('a', ?, ?)", [(b"n%d" % i, 500.0 + i) for i in range(13)])
+
+    def count(table: str) -> int:
+        return store.read().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+    left = []
+    for i in range(4):
+        store.begin_transaction("a", b"new%d" % i, "ir", exclusive=True)
+        left.append((count("transactions") - (i + 1), count("nonces")))
+    assert left == [(15, 3), (5, 0), (0, 0), (0, 0)]
+    assert store.get_transaction("a", b"t24") is None and store.get_transaction("a", b"new0") is not None
+    # with nothing left, the next look is PURGE_EVERY_S away
+    assert store._next_purge == clock[0] + store_mod.PURGE_EVERY_S
+    plan = " ".join(r[-1] for r in store.read().execute(
+        "EXPLAIN QUERY PLAN SELECT rowid FROM nonces WHERE seen < 1 ORDER BY seen LIMIT 5"))
+    assert "nonces_seen" in plan, plan  # the batch reads the index, not the whole table
+
+
+def test_the_test_ca_remembers_nonces_longer_than_twice_a_strict_alias_clock_skew(tmp_path: Path) -> None:
+    from cmpclient.testca.config import DEFAULT_CONFIG_TOML, load_config
+
+    text = DEFAULT_CONFIG_TOML + "\n[alias.skewed]\nstrict = true\nmax_clock_skew = 100000\n"
+    ca = TestCA.from_config(load_config(text=text), tmp_path)
+    try:
+        assert ca.store.retention_s == 2 * 100000 + 3600
+    finally:
+        ca.close()
+    ca = TestCA.from_config(load_config(text=DEFAULT_CONFIG_TOML), tmp_path / "d")
+    try:
+        assert ca.store.retention_s == store_mod.RETENTION_S
+    finally:
+        ca.close()
