@@ -272,12 +272,17 @@ def show_config(ctx: click.Context) -> list[dict[str, Any]]:
         from cmpclient.errors import UsageError
         from cmpclient.transport import redact_url
 
+        params = dict(ctx.params)
+        if isinstance(params.get("url"), str):  # resolved from the redacted URL: no secret can reach the row
+            params["url"] = redact_url(params["url"])
         try:
-            endpoint = server_url(ctx.params)
+            endpoint = server_url(params)
             rows.append({"name": "endpoint", "value": redact_url(endpoint) if endpoint else None,
                          "origin": "resolved from url, host, port, alias and path"})
         except UsageError as exc:
             rows.append({"name": "endpoint", "value": None, "origin": f"not resolved: {exc.message}"})
+        except ValueError as exc:  # a URL urllib cannot split ("http://[::1"): the command itself says so
+            rows.append({"name": "endpoint", "value": None, "origin": f"not resolved: {exc}"})
     ignored = ctx.meta.get("cmpclient.profile_ignored") or []
     for name in ignored:
         rows.append({"name": name, "value": None, "origin": "profile (not an option of this command, ignored)"})

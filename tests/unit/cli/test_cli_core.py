@@ -132,6 +132,20 @@ def test_show_config_names_the_endpoint_a_request_goes_to(args, endpoint):
     assert r.exit_code == 0 and "not resolved: give --path or --alias, not both" in r.stdout
 
 
+@pytest.mark.parametrize("url", ["http://alice:s3c?r3tpw@ca.example/pkix", "http://alice:s3c#r3tpw@ca.example/pkix"])
+def test_show_config_endpoint_never_shows_a_url_password(url):
+    """urllib and the redaction disagree where the authority ends ('?' or '#' in the
+    password): the endpoint is resolved from the redacted URL."""
+    r = run(["crmf", "--path", "/x", "--show-config", "--json"], env={"CMPCLIENT_URL": url})
+    assert r.exit_code == 0, r.output
+    assert "r3tpw" not in r.stdout and "s3c" not in r.stdout, r.stdout
+
+
+def test_show_config_survives_a_url_urllib_cannot_split():
+    r = run(["crmf", "--url", "http://[::1", "--path", "/x", "--show-config"])
+    assert r.exit_code == 0 and "not resolved" in r.stdout, r.output
+
+
 def test_show_config_origins_and_redaction(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text('[profiles.p]\nurl = "http://profile/"\ntimeout = 7\nkeystorepwd = "pass:topsecret"\nunknown = 1\n')
