@@ -124,7 +124,8 @@ def _altname_items(value: str) -> list[str]:
     for piece in value.split(","):
         last = items[-1] if items else ""
         in_dn = last.lstrip().lower().startswith(_DN_TYPES)
-        if in_dn and (last.endswith("\\") or _DN_PART.match(piece)):
+        escaped = (len(last) - len(last.rstrip("\\"))) % 2 == 1  # an odd run of backslashes escapes the comma
+        if in_dn and (escaped or _DN_PART.match(piece)):
             items[-1] = last + "," + piece
         else:
             items.append(piece)

@@ -375,6 +375,9 @@ def test_request_helpers():
     assert names[0].value.rfc4514_string() == "CN=a,O=b"
     assert names[2].value.rfc4514_string() == r"CN=a\,b,O=x" and names[3].value == "c.example"
     assert names[4].value.rfc4514_string() == "O=y,CN=x"
+    # an escaped backslash at the end of a value does not escape the comma after it
+    names = general_names([r"dirName:CN=a\\,dns:x.example"])
+    assert [type(n) for n in names] == [x509.DirectoryName, x509.DNSName] and names[1].value == "x.example"
     ku = key_usage("digitalSignature,nonRepudiation")
     assert ku.digital_signature and ku.content_commitment and not ku.key_encipherment
     assert [o.dotted_string for o in ext_key_usage("serverAuth,1.2.3.4")] == ["1.3.6.1.5.5.7.3.1", "1.2.3.4"]
