@@ -7,7 +7,7 @@ Judging rules (documented in the README's "Conformance check" section):
 * the server rejects a positive scenario -> UNSUPPORTED when its failInfo is one the
   scenario lists as "not offered" (badAlg, unsupportedVersion; badPOP for POPO methods ...)
   or its text says so ("not supported", "not allowed", "unexpected pvno" ...), or its policy
-  refuses the protection or signer used (:func:`_policy_refusal`), else FAIL;
+  refuses the protection or signer used (:func:`policy_refusal`), else FAIL;
 * a positive scenario whose MAC (chosen by ``base_protection()``, not by the scenario) the
   server's policy refuses runs once more as the end entity (RFC 9483: MAC for the first ir,
   then signatures with the end entity's own certificate): signed with a certificate enrolled
@@ -67,7 +67,7 @@ _UNSUPPORTED_TEXT = re.compile(
 #: "MAC protection is not accepted for cr on this alias", "the message is not
 #: signature-protected" (the alias takes the other kind), "the signer may only request
 #: certificates for 'CN=...'".  Narrow on purpose, and only when the words fit the protection
-#: the refused request had (:func:`_policy_refusal`): a text match must not turn a server's
+#: the refused request had (:func:`policy_refusal`): a text match must not turn a server's
 #: bug ("signature not accepted" for a valid signature, "is not MAC-protected" said of a MAC-
 #: protected request) into UNSUPPORTED.
 _POLICY_TEXT = re.compile(
@@ -76,7 +76,12 @@ _POLICY_TEXT = re.compile(
 )
 
 
-def _policy_refusal(texts: str, used: str) -> bool:
+def rejection_texts(exc: CMPRejection) -> str:
+    """The server's words in a rejection: its statusStrings and an error's errorDetails."""
+    return " ".join(exc.status_strings) + " " + " ".join(getattr(exc, "error_details", ()) or ())
+
+
+def policy_refusal(texts: str, used: str) -> bool:
     """Whether ``texts`` refuse the request for its protection (``used``: "mac",
     "signature" or "none") or signer, in words that fit what was sent."""
     for m in _POLICY_TEXT.finditer(texts):
@@ -205,10 +210,10 @@ def _judge_once(scenario: Scenario, setup: CheckSetup, ctx: CheckContext) -> tup
         got = _rejection_text(exc)
         if scenario.negative:
             return Verdict.PASS, got, "rejected", False
-        texts = " ".join(exc.status_strings) + " " + " ".join(getattr(exc, "error_details", ()) or ())
+        texts = rejection_texts(exc)
         if set(exc.fail_info_names) & set(scenario.unsupported) or _UNSUPPORTED_TEXT.search(texts):
             return Verdict.UNSUPPORTED, got, "the server does not offer this: " + got, False
-        if _policy_refusal(texts, ctx.last_protection):
+        if policy_refusal(texts, ctx.last_protection):
             return (Verdict.UNSUPPORTED, got, "the server does not take this request with the protection or "
                     f"signer used (its policy, not a conformance failure): {got}",
                     ctx.last_protection == "mac" and ctx.last_protection_base)

@@ -214,6 +214,14 @@ def test_the_readme_example_on_the_walkthrough_alias_finds_no_failure(testca_ser
     assert "certReqId 0" in res["p10cr"]["got"]
     assert res["ir-signer"]["verdict"] == "UNSUPPORTED" and "its policy" in res["ir-signer"]["reason"], res["ir-signer"]
     assert "own certificate" not in res["ir-signer"]["reason"]
+    # a negative scenario is never rerun, but its set-up rr, refused under MAC, is signed by
+    # the certificate itself: the revoked certificate then signs the kur the server must refuse
+    r, doc, res = run_json([*mac(testca_server, "lwcmp"), "--keyid", "device1", "--only", "neg-revoked-signer",
+                            "--capture", tmp_path / "cap2"])
+    x = res["neg-revoked-signer"]
+    assert x["verdict"] == "PASS" and "revoked" in x["got"], x
+    assert [_body(f) for f in sorted((tmp_path / "cap2" / "neg-revoked-signer").glob("*.der"))] == [
+        "ir", "ip", "certConf", "pkiconf", "rr", "error", "rr", "rp", "kur", "error"]
     # --capture: the refused request, the own certificate's ir (made once, by the first scenario
     # that needs it: cr), and the rerun signed with it
     bodies = {}
