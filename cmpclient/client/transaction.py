@@ -181,13 +181,13 @@ class Transaction:
         try:
             peek = getattr(cfg.transport, "next_saved_request", None)
             upcoming = peek() if peek is not None else None
-            if upcoming is not None:  # --reqin: refused before it goes out when it cannot be checked
-                self._adopt_saved_request(upcoming)
+            # --reqin: a saved request that cannot be checked is refused before it goes out
+            adopted = self._adopt_saved_request(upcoming) if upcoming is not None else None
             with deadline(self.deadline):
                 raw = cfg.transport.send(der)
             saved = getattr(cfg.transport, "replaced_request", None)
             if saved is not None:  # --reqin: the answer is to that request, not to ``der``
-                sender_nonce = self._adopt_saved_request(saved)
+                sender_nonce = adopted if saved is upcoming else self._adopt_saved_request(saved)
             if cfg.on_message:
                 cfg.on_message("response", raw)
             response = parse_message(raw)

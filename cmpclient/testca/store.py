@@ -459,7 +459,7 @@ class Store:
                 cur = db.execute(f"DELETE FROM {table} WHERE {column} < ?", (before,))
             else:
                 cur = db.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {column} < ?"
-                                 " ORDER BY {column} LIMIT ?)".replace("{column}", column), (before, limit))
+                                 f" ORDER BY {column} LIMIT ?)", (before, limit))
             counts.append(cur.rowcount)
         return counts[0], counts[1]
 
