@@ -210,6 +210,59 @@ def der_header(tag_byte: int, length: int) -> bytes:
     return bytes((tag_byte, 0x80 | size)) + length.to_bytes(size, "big")
 
 
+#: A dotted OID as :func:`oid_der` writes it itself: decimal arcs without leading zeros,
+#: at least two.  Every other spelling pyasn1 would read ("1.02.3", "1..2", " 1.2") or refuse
+#: goes to pyasn1, so the bytes and the errors are pyasn1's.
+_DOTTED_OID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))+")
+
+
+def oid_der(oid: str) -> bytes:
+    """The DER OBJECT IDENTIFIER of a dotted OID (X.690 8.19), the bytes pyasn1 writes for
+    ``univ.ObjectIdentifier(oid)``, without pyasn1 for the usual spelling (cached)."""
+    if type(oid) is str:
+        der = _OID_DER.get(oid)
+        if der is not None:
+            return der
+        der = _oid_der_written(oid)
+        if der is not None:
+            if len(_OID_DER) < 1024:  # the OIDs of our tables and a user's few; bounded
+                _OID_DER[oid] = der
+            return der
+    from pyasn1.type import univ
+
+    return encode(univ.ObjectIdentifier(oid))  # pyasn1 reads it, or words the error
+
+
+_OID_DER: dict[str, bytes] = {}
+
+
+def _oid_der_written(oid: str) -> bytes | None:
+    """:func:`oid_der` for the plain spelling; None when pyasn1 should judge ``oid``."""
+    if len(oid) > 1000 or not _DOTTED_OID.fullmatch(oid):
+        return None
+    arcs = [int(arc) for arc in oid.split(".")]
+    first, second = arcs[0], arcs[1]
+    if first > 2 or (first < 2 and second > 39):
+        return None  # pyasn1: "Impossible first/second arcs"
+    content = bytearray()
+    for arc in (first * 40 + second, *arcs[2:]):
+        chunk = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            chunk.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        content.extend(reversed(chunk))
+    return der_header(0x06, len(content)) + bytes(content)
+
+
+def algorithm_identifier_der(oid: str, params_der: bytes | None = None) -> bytes:
+    """The DER AlgorithmIdentifier ``{ oid, params }``: ``params_der`` is the parameters'
+    DER, None when they are absent (what pyasn1 writes for an ``rfc5280.AlgorithmIdentifier``
+    whose ``parameters`` is ``univ.Any(params_der)`` or unset)."""
+    inner = oid_der(oid) + (bytes(params_der) if params_der is not None else b"")
+    return der_header(0x30, len(inner)) + inner
+
+
 def protected_part(message_der: bytes) -> bytes:
     """DER of ``ProtectedPart ::= SEQUENCE { header, body }`` cut from a PKIMessage's bytes."""
     _, start, end = read_tlv(message_der, 0)

@@ -114,7 +114,7 @@ def rev_details(
 
 
 def _extension_der(oid: str, value: bytes) -> bytes:
-    inner = codec.encode(univ.ObjectIdentifier(oid)) + codec.der_header(0x04, len(value)) + value
+    inner = codec.oid_der(oid) + codec.der_header(0x04, len(value)) + value
     return codec.der_header(0x30, len(inner)) + inner
 
 

@@ -181,22 +181,12 @@ class HeaderBuilder(Builder):
         if self._general_info:
             items = []
             for oid, der in self._general_info:
-                item = _oid_der(oid) + (der or b"")
+                item = codec.oid_der(oid) + (der or b"")
                 items.append(h(0x30, len(item)) + item)
             seq = b"".join(items)
             explicit(8, h(0x30, len(seq)) + seq)
         content = b"".join(out)
         return h(0x30, len(content)) + content
-
-
-_OID_DER: dict[str, bytes] = {}
-
-
-def _oid_der(oid: str) -> bytes:
-    der = _OID_DER.get(oid)
-    if der is None:
-        der = _OID_DER[oid] = codec.encode(univ.ObjectIdentifier(oid))
-    return der
 
 
 def generalized_time(when: _dt.datetime) -> str:

@@ -232,7 +232,7 @@ class CertRequestBuilder(Builder):
         if self._extensions:
             exts = b""
             for oid, critical, value in self._extensions:
-                ext = _oid_der(oid) + (b"\x01\x01\xff" if critical else b"") + h(0x04, len(value)) + value
+                ext = codec.oid_der(oid) + (b"\x01\x01\xff" if critical else b"") + h(0x04, len(value)) + value
                 exts += h(0x30, len(ext)) + ext
             out.append(h(0xA9, len(exts)) + exts)
         inner = b"".join(out)
@@ -332,16 +332,11 @@ class CertRequestBuilder(Builder):
         raise UsageError(f"unknown POPO method {kind!r}")
 
 
-@functools.lru_cache(maxsize=128)
-def _oid_der(oid: str) -> bytes:
-    return codec.encode(univ.ObjectIdentifier(oid))
-
-
 def _attributes_der(items: Sequence[tuple[str, bytes]]) -> bytes:
     """DER SEQUENCE OF AttributeTypeAndValue (controls, regInfo) from (OID, value DER) pairs."""
     out = b""
     for oid, value in items:
-        atv = _oid_der(oid) + value
+        atv = codec.oid_der(oid) + value
         out += codec.der_header(0x30, len(atv)) + atv
     return codec.der_header(0x30, len(out)) + out
 

@@ -137,17 +137,6 @@ def _alg_id(oid: str, *, null_params: bool = False) -> rfc5280.AlgorithmIdentifi
     return alg
 
 
-@functools.lru_cache(maxsize=None)  # called with the few OIDs of this module's algorithm tables
-def _alg_id_der(oid: str) -> bytes:
-    """DER of ``_alg_id(oid)`` (absent parameters), encoded once per OID."""
-    return codec.encode(_alg_id(oid))
-
-
-@functools.lru_cache(maxsize=None)  # likewise
-def _oid_der(oid: str) -> bytes:
-    return codec.encode(univ.ObjectIdentifier(oid))
-
-
 def _check_params_absent_or_null(alg: rfc5280.AlgorithmIdentifier, what: str) -> None:
     # HMAC/hash identifiers are sent with absent (openssl) or NULL (RFC 8018) parameters;
     # anything else would mean an algorithm variant we do not implement.
@@ -217,9 +206,9 @@ class PBMParams:
         """The DER of :meth:`algorithm_identifier`, written directly (a responder makes fresh
         parameters, a fresh salt, for every answer; pyasn1 took ~0.1 ms to encode them)."""
         h = codec.der_header
-        params = (h(0x04, len(self.salt)) + self.salt + _alg_id_der(OWF_ALGORITHMS[self.owf][0])
-                  + codec.integer_der(self.iterations) + _alg_id_der(MAC_ALGORITHMS[self.mac][0]))
-        inner = _oid_der(oids.PASSWORD_BASED_MAC) + h(0x30, len(params)) + params
+        params = (h(0x04, len(self.salt)) + self.salt + codec.algorithm_identifier_der(OWF_ALGORITHMS[self.owf][0])
+                  + codec.integer_der(self.iterations) + codec.algorithm_identifier_der(MAC_ALGORITHMS[self.mac][0]))
+        inner = codec.oid_der(oids.PASSWORD_BASED_MAC) + h(0x30, len(params)) + params
         return h(0x30, len(inner)) + inner
 
     @classmethod

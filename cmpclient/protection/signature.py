@@ -134,22 +134,27 @@ def signature_algorithm(private_key: PrivateKey, digest: str = "sha256", rsa_pss
     ``digest`` applies to RSA and ECDSA only; EdDSA and ML-DSA have their hash built in and
     ignore it.  ``rsa_pss`` selects RSASSA-PSS for RSA keys (and is an error for others).
     """
+    return _alg(*_signature_algorithm_parts(private_key, digest, rsa_pss))
+
+
+def _signature_algorithm_parts(private_key: PrivateKey, digest: str, rsa_pss: bool) -> tuple[str, bytes | None]:
+    """:func:`signature_algorithm` as (OID, parameters' DER or None when absent)."""
     if rsa_pss and not isinstance(private_key, rsa.RSAPrivateKey):
         raise UsageError(f"RSA-PSS was requested but the key is {_key_type(private_key)}")
     if isinstance(private_key, rsa.RSAPrivateKey):
         name = _normalize_digest(digest)
         if rsa_pss:
-            return _alg(oids.RSASSA_PSS, _pss_params_der(name))
-        return _alg(_RSA_PKCS1[name], _NULL)
+            return oids.RSASSA_PSS, _pss_params_der(name)
+        return _RSA_PKCS1[name], _NULL
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
-        return _alg(_ECDSA[_normalize_digest(digest)])
+        return _ECDSA[_normalize_digest(digest)], None
     if isinstance(private_key, ed25519.Ed25519PrivateKey):
-        return _alg(oids.ED25519)
+        return oids.ED25519, None
     if isinstance(private_key, ed448.Ed448PrivateKey):
-        return _alg(oids.ED448)
+        return oids.ED448, None
     for oid, (priv_cls, _) in _ML_DSA.items():
         if isinstance(private_key, priv_cls):
-            return _alg(oid)
+            return oid, None
     raise UsageError(f"unsupported signing key type {_key_type(private_key)}")
 
 
@@ -187,9 +192,12 @@ _NAMES = {
 
 def parse_signature_algorithm(alg_id: rfc5280.AlgorithmIdentifier) -> SignatureScheme:
     """Parse and check a signature AlgorithmIdentifier; unsupported -> ProtectionError(badAlg)."""
-    oid = str(alg_id["algorithm"])
+    return _parse_scheme(str(alg_id["algorithm"]), _params_der(alg_id))
+
+
+def _parse_scheme(oid: str, params: bytes | None) -> SignatureScheme:
+    """:func:`parse_signature_algorithm` of the identifier's OID and parameters' DER (None: absent)."""
     name = _NAMES.get(oid) or oids.oid_name(oid)
-    params = _params_der(alg_id)
     for digest, sig_oid in _RSA_PKCS1.items():
         if oid == sig_oid:
             # RFC 4055 §5: NULL; absent is tolerated because some encoders omit it.
@@ -393,13 +401,13 @@ def certificate_hash(cert_der: bytes) -> tuple[bytes, hashes.HashAlgorithm]:
 
 def popo_signer(private_key: PrivateKey, digest: str = "sha256", rsa_pss: bool = False):  # type: ignore[no-untyped-def]
     """A signer for :meth:`cmpclient.message.request.CertRequestBuilder.popo_signature`:
-    DER in, (AlgorithmIdentifier DER, signature) out (the identifier is encoded once, not per
-    request)."""
-    alg = signature_algorithm(private_key, digest, rsa_pss)
-    alg_der = codec.encode(alg)
+    DER in, (AlgorithmIdentifier DER, signature) out (the identifier is written once, not per
+    request, and without pyasn1 but for RSASSA-PSS's parameters)."""
+    oid, params = _signature_algorithm_parts(private_key, digest, rsa_pss)
+    alg_der = codec.algorithm_identifier_der(oid, params)
     # Parsed and checked once: the signer touches no pyasn1 value afterwards, so threads
     # may share it (a bulk run with one --newkey key does).
-    scheme = parse_signature_algorithm(alg)
+    scheme = _parse_scheme(oid, params)
     try:
         _check_key(scheme, private_key, private=True)
     except ProtectionError as exc:

@@ -400,3 +400,84 @@ def test_decode_errors_carry_no_schema_reprs(data: bytes) -> None:
     except DecodeError as exc:
         text = str(exc)
         assert "object" not in text and "<" not in text and len(text) <= 250, text
+
+
+# --- OBJECT IDENTIFIER and AlgorithmIdentifier written without pyasn1 -------------------------
+
+
+def _pyasn1_oid_der(oid: object) -> bytes:
+    return codec.encode(univ.ObjectIdentifier(oid))
+
+
+def _pyasn1_alg_der(oid: str, params: bytes | None) -> bytes:
+    alg = rfc5280.AlgorithmIdentifier()
+    alg["algorithm"] = univ.ObjectIdentifier(oid)
+    if params is not None:
+        alg["parameters"] = univ.Any(params)
+    return codec.encode(alg)
+
+
+_ARC = st.one_of(st.integers(0, 200), st.integers(0, 2**32), st.integers(0, 2**140))
+_DOTTED = st.one_of(
+    st.tuples(st.integers(0, 1), st.integers(0, 39), st.lists(_ARC, max_size=12)),
+    st.tuples(st.just(2), _ARC, st.lists(_ARC, max_size=12)),
+).map(lambda t: ".".join(map(str, (t[0], t[1], *t[2]))))
+
+
+@pytest.mark.parametrize("oid", [
+    "0.0", "0.39", "1.0", "1.39", "2.0", "2.39", "2.40", "2.47", "2.48", "2.127", "2.128", "2.999", "2.999.3",
+    "2.16383", "2.16384", "2.25.329800735698586629295641978511506172918", "1.2.840.113549.1.1.11",
+    "1.2.840.113533.7.66.13", "1.3.6.1.5.5.7.4.13", "2.16.840.1.101.3.4.2.1", "1.3.6.1.4.1.311.21.20",
+    "1.2.127.128.255.256.16383.16384.2097151.2097152", "1.2." + str(2**64 - 1), "0.0.0.0",
+])
+def test_oid_der_equals_pyasn1(oid: str) -> None:
+    assert codec.oid_der(oid) == _pyasn1_oid_der(oid)
+    assert codec._oid_der_written(oid) == _pyasn1_oid_der(oid)  # written here, not by the fallback
+    assert str(codec.decode(codec.oid_der(oid), univ.ObjectIdentifier())) == oid
+
+
+@settings(max_examples=400, deadline=None)
+@given(_DOTTED)
+def test_oid_der_equals_pyasn1_on_random_oids(oid: str) -> None:
+    assert codec._oid_der_written(oid) == _pyasn1_oid_der(oid)
+    assert codec.oid_der(oid) == _pyasn1_oid_der(oid)
+
+
+@pytest.mark.parametrize("oid", ["1.02.3", "1..2.3", "1.2.3.", ".1.2", "01.2", "1.2.03", "\uff11.2", "1 .2", "1.2_0.3"])
+def test_oid_der_other_spellings_pyasn1_reads_are_left_to_it(oid: str) -> None:
+    assert codec._oid_der_written(oid) is None
+    assert codec.oid_der(oid) == _pyasn1_oid_der(oid)
+
+
+@pytest.mark.parametrize("oid", ["1", "", "0.40", "1.40", "3.1", "1.2.-3", "1.2.a", "1.2.3x", None, 1.5])
+def test_oid_der_errors_are_pyasn1s(oid: object) -> None:
+    with pytest.raises(Exception) as expected:
+        _pyasn1_oid_der(oid)
+    with pytest.raises(type(expected.value)) as got:
+        codec.oid_der(oid)  # type: ignore[arg-type]
+    assert str(got.value) == str(expected.value)
+
+
+def test_oid_der_of_a_pyasn1_or_tuple_value() -> None:
+    assert codec.oid_der(univ.ObjectIdentifier("1.2.3")) == codec.oid_der((1, 2, 3)) == codec.oid_der("1.2.3")  # type: ignore[arg-type]
+
+
+_PARAMS = [None, b"\x05\x00", b"\x04\x03abc", b"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07",
+           b"\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00", b"\x02\x01\x05",
+           b"\x30\x81\x80" + b"\x04\x7e" + bytes(126)]
+
+
+@pytest.mark.parametrize("params", _PARAMS)
+@pytest.mark.parametrize("oid", ["1.2.840.10045.4.3.2", "1.2.840.113549.1.1.11", "2.16.840.1.101.3.4.2.1", "2.999.12345678901234567890"])
+def test_algorithm_identifier_der_equals_pyasn1(oid: str, params: bytes | None) -> None:
+    der = codec.algorithm_identifier_der(oid, params)
+    assert der == _pyasn1_alg_der(oid, params)
+    alg = codec.decode(der, rfc5280.AlgorithmIdentifier())
+    assert str(alg["algorithm"]) == oid
+    assert (bytes(alg["parameters"]) if alg["parameters"].isValue else None) == params
+
+
+@settings(max_examples=150, deadline=None)
+@given(_DOTTED, st.one_of(st.none(), st.just(b"\x05\x00"), st.binary(max_size=300).map(lambda b: codec.der_header(0x04, len(b)) + b)))
+def test_algorithm_identifier_der_equals_pyasn1_on_random_input(oid: str, params: bytes | None) -> None:
+    assert codec.algorithm_identifier_der(oid, params) == _pyasn1_alg_der(oid, params)

@@ -51,6 +51,21 @@ def test_algorithm_identifiers(kind, digest, oid, params):
     assert (bytes(alg["parameters"]) if alg["parameters"].isValue else None) == params
 
 
+@pytest.mark.parametrize("kind", list(KEY_TYPES))
+@pytest.mark.parametrize("digest", ["sha256", "sha512"])
+def test_popo_signer_writes_the_identifier_pyasn1_encodes(kind, digest):
+    """popo_signer writes its AlgorithmIdentifier without pyasn1: the same bytes as
+    encoding signature_algorithm(), the same parsed scheme, a signature that verifies."""
+    from cmpclient.asn1 import codec
+
+    key = key_of(kind)
+    rsa_pss = KEY_TYPES[kind][1]
+    alg = sig.signature_algorithm(key, digest, rsa_pss=rsa_pss)
+    alg_der, signature = sig.popo_signer(key, digest, rsa_pss)(DATA)
+    assert alg_der == codec.encode(alg)
+    sig.verify(key.public_key(), alg, DATA, signature)
+
+
 @pytest.mark.parametrize("digest,size", [("sha256", 32), ("sha384", 48), ("sha512", 64)])
 def test_rsa_pss_parameters(digest, size):
     alg = sig.signature_algorithm(key_of("rsa"), digest, rsa_pss=True)
