@@ -18,6 +18,7 @@ from __future__ import annotations
 from pyasn1.type import char, constraint, namedtype, namedval, tag, univ, useful
 
 from cmpclient.asn1 import _importspeed
+from cmpclient.asn1.cmp_names import BODY_NAMES, CERT_REP_BODIES, FAIL_INFO_NAMES, PKI_STATUS_NAMES  # also cmp.<name>
 
 _importspeed.begin()
 from pyasn1_modules import rfc5280  # noqa: E402  (built with short reprs, see _importspeed)
@@ -62,53 +63,11 @@ class PKIFreeText(univ.SequenceOf):
     sizeSpec = constraint.ValueSizeConstraint(1, MAX)
 
 
-PKI_STATUS_NAMES = (
-    "accepted",
-    "grantedWithMods",
-    "rejection",
-    "waiting",
-    "revocationWarning",
-    "revocationNotification",
-    "keyUpdateWarning",
-)
-
-
 class PKIStatus(univ.Integer):
     """PKIStatus ::= INTEGER { accepted(0), grantedWithMods(1), rejection(2), waiting(3),
     revocationWarning(4), revocationNotification(5), keyUpdateWarning(6) }"""
 
     namedValues = namedval.NamedValues(*[(name, i) for i, name in enumerate(PKI_STATUS_NAMES)])
-
-
-FAIL_INFO_NAMES = (
-    "badAlg",
-    "badMessageCheck",
-    "badRequest",
-    "badTime",
-    "badCertId",
-    "badDataFormat",
-    "wrongAuthority",
-    "incorrectData",
-    "missingTimeStamp",
-    "badPOP",
-    "certRevoked",
-    "certConfirmed",
-    "wrongIntegrity",
-    "badRecipientNonce",
-    "timeNotAvailable",
-    "unacceptedPolicy",
-    "unacceptedExtension",
-    "addInfoNotAvailable",
-    "badSenderNonce",
-    "badCertTemplate",
-    "signerNotTrusted",
-    "transactionIdInUse",
-    "unsupportedVersion",
-    "notAuthorized",
-    "systemUnavail",
-    "systemFailure",
-    "duplicateCertReq",
-)
 
 
 class PKIFailureInfo(univ.BitString):
@@ -413,40 +372,39 @@ class NestedMessageContent(univ.SequenceOf):
     sizeSpec = constraint.ValueSizeConstraint(1, MAX)
 
 
-# The PKIBody alternatives, in tag order.
-_BODY_TYPES: list[tuple[str, object]] = [
-    ("ir", CertReqMessages()),
-    ("ip", CertRepMessage()),
-    ("cr", CertReqMessages()),
-    ("cp", CertRepMessage()),
-    ("p10cr", CertificationRequest()),
-    ("popdecc", POPODecKeyChallContent()),
-    ("popdecr", POPODecKeyRespContent()),
-    ("kur", CertReqMessages()),
-    ("kup", CertRepMessage()),
-    ("krr", CertReqMessages()),
-    ("krp", KeyRecRepContent()),
-    ("rr", RevReqContent()),
-    ("rp", RevRepContent()),
-    ("ccr", CertReqMessages()),
-    ("ccp", CertRepMessage()),
-    ("ckuann", CAKeyUpdAnnContent()),
-    ("cann", CMPCertificate()),
-    ("rann", RevAnnContent()),
-    ("crlann", univ.SequenceOf(componentType=CertificateList())),
-    ("pkiconf", univ.Null()),
-    ("nested", NestedMessageContent()),
-    ("genm", GenMsgContent()),
-    ("genp", GenRepContent()),
-    ("error", ErrorMsgContent()),
-    ("certConf", CertConfirmContent()),
-    ("pollReq", PollReqContent()),
-    ("pollRep", PollRepContent()),
-]
-
-BODY_NAMES: tuple[str, ...] = tuple(name for name, _ in _BODY_TYPES)
-#: The bodies that carry a CertRepMessage (certificate answers).
-CERT_REP_BODIES = frozenset({"ip", "cp", "kup", "ccp"})
+# The type of each PKIBody alternative; the tag order is BODY_NAMES's (cmp_names).
+_BODY_SPECS: dict[str, object] = {
+    "ir": CertReqMessages(),
+    "ip": CertRepMessage(),
+    "cr": CertReqMessages(),
+    "cp": CertRepMessage(),
+    "p10cr": CertificationRequest(),
+    "popdecc": POPODecKeyChallContent(),
+    "popdecr": POPODecKeyRespContent(),
+    "kur": CertReqMessages(),
+    "kup": CertRepMessage(),
+    "krr": CertReqMessages(),
+    "krp": KeyRecRepContent(),
+    "rr": RevReqContent(),
+    "rp": RevRepContent(),
+    "ccr": CertReqMessages(),
+    "ccp": CertRepMessage(),
+    "ckuann": CAKeyUpdAnnContent(),
+    "cann": CMPCertificate(),
+    "rann": RevAnnContent(),
+    "crlann": univ.SequenceOf(componentType=CertificateList()),
+    "pkiconf": univ.Null(),
+    "nested": NestedMessageContent(),
+    "genm": GenMsgContent(),
+    "genp": GenRepContent(),
+    "error": ErrorMsgContent(),
+    "certConf": CertConfirmContent(),
+    "pollReq": PollReqContent(),
+    "pollRep": PollRepContent(),
+}
+if set(_BODY_SPECS) != set(BODY_NAMES):  # a body added to one table and not the other
+    raise ImportError(f"PKIBody: cmp_names.BODY_NAMES and cmp._BODY_SPECS differ: {set(_BODY_SPECS) ^ set(BODY_NAMES)}")
+_BODY_TYPES: list[tuple[str, object]] = [(name, _BODY_SPECS[name]) for name in BODY_NAMES]
 
 
 

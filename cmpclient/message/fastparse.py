@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 
-from cmpclient.asn1 import cmp
+from cmpclient.asn1.cmp_names import BODY_NAMES, CERT_REP_BODIES
 from cmpclient.asn1.codec import MAX_MESSAGE_SIZE
 from cmpclient.asn1.der import BIT_STRING, NULL, OCTET_STRING, SEQUENCE, SET, NotHandled, Reader
 
@@ -52,9 +52,9 @@ def _parse(der: bytes, bodies: dict):
     if tag is None or tag & 0xE0 != 0xA0:
         raise NotHandled("no body")
     index = tag & 0x1F
-    if index >= len(cmp.BODY_NAMES):
+    if index >= len(BODY_NAMES):
         raise NotHandled("unknown body")
-    kind = cmp.BODY_NAMES[index]
+    kind = BODY_NAMES[index]
     reader = bodies.get(kind)
     if reader is None:
         raise NotHandled(f"{kind} body")
@@ -285,7 +285,7 @@ def _poll_rep(body: Reader):
 
 
 _BODIES = {
-    **{kind: _cert_rep for kind in cmp.CERT_REP_BODIES},
+    **{kind: _cert_rep for kind in CERT_REP_BODIES},
     "pkiconf": _pkiconf,
     "error": _error,
     "genp": _genp,

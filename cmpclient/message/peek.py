@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from cmpclient.asn1.cmp import BODY_NAMES, CERT_REP_BODIES
+from cmpclient.asn1.cmp_names import BODY_NAMES, CERT_REP_BODIES
 from cmpclient.asn1.codec import read_tlv
 from cmpclient.errors import DecodeError
 

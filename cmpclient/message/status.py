@@ -6,10 +6,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from cmpclient.asn1 import cmp
+from cmpclient.asn1.cmp_names import FAIL_INFO_NAMES, PKI_STATUS_NAMES as STATUS_NAMES
 from cmpclient.errors import UsageError
-
-STATUS_NAMES = cmp.PKI_STATUS_NAMES
-FAIL_INFO_NAMES = cmp.FAIL_INFO_NAMES
 _FAIL_INDEX = {name.lower(): i for i, name in enumerate(FAIL_INFO_NAMES)}
 
 
