@@ -11,10 +11,14 @@ are shorter (they name the components instead of printing every nested type).
 
 from __future__ import annotations
 
+import threading
+
 from pyasn1.type import namedtype
 
 _depth = 0
 _saved: tuple = ()
+#: Schemas are built on first use (:mod:`cmpclient.asn1.lazy`), possibly by two threads at once.
+_lock = threading.Lock()
 
 
 def _short_named_types(self: namedtype.NamedTypes) -> str:
@@ -28,16 +32,18 @@ def _short_named_type(self: namedtype.NamedType) -> str:
 def begin() -> None:
     """Enter schema building (nestable)."""
     global _depth, _saved
-    if _depth == 0:
-        _saved = (namedtype.NamedTypes.__repr__, namedtype.NamedType.__repr__)
-        namedtype.NamedTypes.__repr__ = _short_named_types  # type: ignore[method-assign]
-        namedtype.NamedType.__repr__ = _short_named_type  # type: ignore[method-assign]
-    _depth += 1
+    with _lock:
+        if _depth == 0:
+            _saved = (namedtype.NamedTypes.__repr__, namedtype.NamedType.__repr__)
+            namedtype.NamedTypes.__repr__ = _short_named_types  # type: ignore[method-assign]
+            namedtype.NamedType.__repr__ = _short_named_type  # type: ignore[method-assign]
+        _depth += 1
 
 
 def end() -> None:
     """Leave schema building; the last ``end()`` restores pyasn1's reprs."""
     global _depth
-    _depth -= 1
-    if _depth == 0:
-        namedtype.NamedTypes.__repr__, namedtype.NamedType.__repr__ = _saved  # type: ignore[method-assign]
+    with _lock:
+        _depth -= 1
+        if _depth == 0:
+            namedtype.NamedTypes.__repr__, namedtype.NamedType.__repr__ = _saved  # type: ignore[method-assign]

@@ -4,20 +4,26 @@
 to different bytes), and turns pyasn1's errors into :class:`cmpclient.errors.DecodeError`
 naming what was being decoded.  ``protected_part`` slices the exact bytes of header and
 body out of a received message, so protection is checked over what the peer sent.
+
+Importing this module does not import pyasn1: the raw TLV helpers and the DER writers
+(``der_header``, ``integer_der``, ``oid_der``, ``algorithm_identifier_der``) need none,
+and ``encode``/``decode`` load the pyasn1 half, :mod:`cmpclient.asn1._pyasn1_codec`
+(pyasn1's DER codec with minimal INTEGERs), on their first call.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from pyasn1.codec.ber import encoder as _ber_encoder
-from pyasn1.codec.der import decoder as _der_decoder
-from pyasn1.codec.der import encoder as _pyasn1_der_encoder
-from pyasn1.error import PyAsn1Error
-from pyasn1.type import base, univ
-
+from cmpclient.asn1.lazy import LazyModule
 from cmpclient.errors import DecodeError
+
+if TYPE_CHECKING:
+    from pyasn1.type import base, univ
+
+#: The pyasn1 half of this module, imported by the first encode or decode.
+_pyasn1 = LazyModule("cmpclient.asn1._pyasn1_codec")
 
 
 def int_content(value: int) -> bytes:
@@ -25,33 +31,7 @@ def int_content(value: int) -> bytes:
     return value.to_bytes(((value if value >= 0 else ~value).bit_length() // 8) + 1, "big", signed=True)
 
 
-class _MinimalIntegerEncoder(_ber_encoder.IntegerEncoder):
-    """INTEGER and ENUMERATED contents in the fewest octets (X.690 8.3.2).  pyasn1 0.6
-    writes -128 as ff80 (and every -2**(8k-1) one octet too long): that is not DER, so
-    our own messages would not be, and the re-encoding check refused a peer's correct
-    020180.  pyasn1's encoder maps take this one replacement; nothing else changes."""
-
-    def encodeValue(self, value: Any, asn1Spec: Any, encodeFun: Any, **options: Any) -> tuple[bytes, bool, bool]:
-        return int_content(int(value)), False, True
-
-
-def _with_minimal_integers(table: dict) -> dict:
-    return {k: (_MinimalIntegerEncoder() if type(v) is _ber_encoder.IntegerEncoder else v) for k, v in table.items()}
-
-
-class _SingleItemEncoder(_pyasn1_der_encoder.SingleItemEncoder):
-    TAG_MAP = _with_minimal_integers(_pyasn1_der_encoder.TAG_MAP)
-    TYPE_MAP = _with_minimal_integers(_pyasn1_der_encoder.TYPE_MAP)
-
-
-class _Encoder(_pyasn1_der_encoder.Encoder):
-    SINGLE_ITEM_ENCODER = _SingleItemEncoder
-
-
-#: pyasn1's DER encoder with minimal INTEGERs.
-_der_encode = _Encoder()
-
-T = TypeVar("T", bound=base.Asn1Item)
+T = TypeVar("T", bound="base.Asn1Item")
 
 #: Largest message we agree to decode (the test CA uses a lower HTTP limit).
 MAX_MESSAGE_SIZE = 10 * 1024 * 1024
@@ -59,10 +39,7 @@ MAX_MESSAGE_SIZE = 10 * 1024 * 1024
 
 def encode(value: base.Asn1Item) -> bytes:
     """DER-encode a pyasn1 value, turning an incomplete structure into a clear error."""
-    try:
-        return _der_encode(value)
-    except PyAsn1Error as exc:
-        raise DecodeError(f"cannot DER-encode {type(value).__name__}: {_short(exc)}") from exc
+    return _pyasn1.encode(value)  # type: ignore[no-any-return]
 
 
 def decode(data: bytes, spec: T, *, what: str | None = None, strict: bool = True) -> T:
@@ -78,30 +55,7 @@ def decode(data: bytes, spec: T, *, what: str | None = None, strict: bool = True
         raise DecodeError(f"{name}: empty input")
     if len(data) > MAX_MESSAGE_SIZE:
         raise DecodeError(f"{name}: {len(data)} bytes is larger than the {MAX_MESSAGE_SIZE}-byte limit")
-    try:
-        value, rest = _der_decoder.decode(data, asn1Spec=spec)
-    except (PyAsn1Error, TypeError, ValueError, IndexError, OverflowError, RecursionError) as exc:
-        if "Indefinite length" in str(exc):
-            # pyasn1's DER decoder stops at the first indefinite length: that is BER.
-            raise DecodeError(
-                f"{name}: not DER (indefinite length encoding)",
-                hint="the sender used a non-canonical (BER) encoding",
-            ) from exc
-        raise DecodeError(f"not a valid {name}: {_short(exc)}") from exc
-    if rest:
-        raise DecodeError(f"{name}: {len(rest)} trailing byte(s) after the DER value")
-    if strict:
-        try:
-            again = _der_encode(value)
-        except PyAsn1Error as exc:
-            raise DecodeError(f"{name}: decoded value is incomplete: {_short(exc)}") from exc
-        if again != data:
-            offset = next((i for i, (a, b) in enumerate(zip(again, data)) if a != b), min(len(again), len(data)))
-            raise DecodeError(
-                f"{name}: not DER (re-encoding differs at byte offset {offset})",
-                hint="the sender used a non-canonical (BER) encoding",
-            )
-    return value
+    return _pyasn1.decode(data, spec, name, strict)  # type: ignore[no-any-return]
 
 
 def _short(exc: BaseException) -> str:
@@ -228,7 +182,7 @@ def oid_der(oid: str) -> bytes:
             if len(_OID_DER) < 1024:  # the OIDs of our tables and a user's few; bounded
                 _OID_DER[oid] = der
             return der
-    from pyasn1.type import univ
+    from cmpclient.asn1.lazy import univ
 
     return encode(univ.ObjectIdentifier(oid))  # pyasn1 reads it, or words the error
 
