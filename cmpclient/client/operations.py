@@ -13,12 +13,12 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from cmpclient.asn1 import crmf
 from cmpclient.client.transaction import ClientConfig, Transaction, hint_for
 from cmpclient.errors import CMPRejection, PollTimeout, ProtocolError, UsageError
 from cmpclient.message import body as bodies
 from cmpclient.message.parse import CertRepContent, CertResponseInfo, EncryptedKeyInfo, ParsedMessage, RevRepContent
 from cmpclient.message.status import StatusInfo
+from cmpclient.asn1.lazy import crmf
 from cmpclient.transport import end_transaction
 
 if TYPE_CHECKING:

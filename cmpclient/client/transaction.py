@@ -19,12 +19,13 @@ from typing import Any, Callable, Sequence
 
 from cryptography import x509
 
-from cmpclient.asn1 import cmp, oids
+from cmpclient.asn1 import oids
 from cmpclient.errors import CMPClientError, CMPErrorMessage, ProtectionError, ProtocolError
 from cmpclient.message.header import HeaderBuilder
 from cmpclient.message.parse import ErrorContent, ParsedMessage, parse_message
 from cmpclient.message.peek import transaction_continues
 from cmpclient.asn1 import codec
+from cmpclient.asn1.lazy import cmp
 from cmpclient.transport import deadline, end_transaction
 
 log = logging.getLogger("cmpclient.client")

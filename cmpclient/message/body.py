@@ -10,9 +10,10 @@ import datetime as _dt
 from typing import Any, Iterable, Sequence
 
 from cryptography import x509
-from pyasn1.type import univ
 
-from cmpclient.asn1 import cmp, codec, crmf, oids
+from cmpclient.asn1 import codec, oids
+from cmpclient.asn1.cmp_names import BODY_NAMES, CERT_REP_BODIES
+from cmpclient.asn1.lazy import cmp, crmf, univ
 from cmpclient.errors import UsageError
 from cmpclient.message.header import build_itav, generalized_time
 from cmpclient.message.names import general_name, name_to_asn1
@@ -53,7 +54,7 @@ def _body(name: str, value_der: bytes, as_der: bool = False) -> Any:
 
 def body_der(name: str, value_der: bytes) -> bytes:
     """DER of a PKIBody: ``[n] EXPLICIT`` around the alternative's DER (CMP uses explicit tags)."""
-    tag_number = cmp.BODY_NAMES.index(name)
+    tag_number = BODY_NAMES.index(name)
     return codec.der_header(0xA0 | tag_number, len(value_der)) + value_der
 
 
@@ -258,7 +259,7 @@ def encrypted_key(*, encrypted_value_der: bytes | None = None, enveloped_data_de
 
 def cert_rep_body(kind: str, responses: Sequence[cmp.CertResponse | bytes], *, ca_pubs: Sequence[bytes] = (), as_der: bool = False) -> Any:
     """ip, cp, kup or ccp."""
-    if kind not in cmp.CERT_REP_BODIES:
+    if kind not in CERT_REP_BODIES:
         raise UsageError(f"not a certificate response body: {kind!r}")
     parts = b""
     if ca_pubs:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from cryptography import x509
-from pyasn1.type import univ
 
-from cmpclient.asn1 import cmp, codec, oids
+from cmpclient.asn1 import codec, oids
+from cmpclient.asn1.lazy import cmp, univ
 from cmpclient.errors import UsageError
 from cmpclient.message._builder import Builder
 from cmpclient.message.names import general_name, general_name_der

@@ -11,9 +11,9 @@ from functools import lru_cache
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from pyasn1_modules import rfc5280
 
 from cmpclient.asn1 import codec
+from cmpclient.asn1.lazy import rfc5280
 from cmpclient.errors import DecodeError, UsageError
 
 _ATTRS = {

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from cryptography import x509
-from pyasn1.error import PyAsn1Error
 
-from cmpclient.asn1 import cmp, codec, crmf, oids
+from cmpclient.asn1 import codec, oids
+from cmpclient.asn1.cmp_names import CERT_REP_BODIES
+from cmpclient.asn1.lazy import cmp, crmf
 from cmpclient.errors import DecodeError
 from cmpclient.message.names import asn1_to_name, general_name_text
 from cmpclient.message.fastparse import fast_parse
@@ -44,6 +45,8 @@ class Header:
 
 
 def read_header(h: cmp.PKIHeader) -> Header:
+    from pyasn1.error import PyAsn1Error  # h is a pyasn1 value: pyasn1 is loaded
+
     def name_of(gn: object) -> x509.Name | None:
         return asn1_to_name(gn["directoryName"]) if gn.getName() == "directoryName" else None  # type: ignore[index,attr-defined]
 
@@ -230,7 +233,7 @@ def parse_decoded(der: bytes, msg: cmp.PKIMessage) -> ParsedMessage:
     kind = body_type(msg)
     body = msg["body"][kind]
     content: object = None
-    if kind in cmp.CERT_REP_BODIES:
+    if kind in CERT_REP_BODIES:
         content = read_cert_rep(body)
     elif kind == "error":
         code = body["errorCode"]

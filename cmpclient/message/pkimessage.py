@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from cmpclient.asn1 import cmp, codec
+from cmpclient.asn1 import codec
+from cmpclient.asn1.lazy import cmp
 from cmpclient.errors import DecodeError, UsageError
 
 

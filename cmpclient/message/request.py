@@ -9,10 +9,9 @@ from typing import Callable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pyasn1.type import char, univ
-from pyasn1_modules import rfc5280
 
-from cmpclient.asn1 import codec, crmf, oids
+from cmpclient.asn1 import codec, oids
+from cmpclient.asn1.lazy import char, crmf, rfc5280
 from cmpclient.errors import DecodeError, UsageError
 from cmpclient.message._builder import Builder
 from cmpclient.message.names import name_der, general_name, general_name_der, parse_dn

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from cmpclient.asn1 import cmp
 from cmpclient.asn1.cmp_names import FAIL_INFO_NAMES, PKI_STATUS_NAMES as STATUS_NAMES
+from cmpclient.asn1.lazy import cmp
 from cmpclient.errors import UsageError
 _FAIL_INDEX = {name.lower(): i for i, name in enumerate(FAIL_INFO_NAMES)}
 

@@ -23,10 +23,8 @@ import hmac as _hmaclib
 from dataclasses import dataclass
 from typing import Any
 
-from pyasn1.type import char, univ
-from pyasn1_modules import rfc5280
-
-from cmpclient.asn1 import cmp, codec, oids
+from cmpclient.asn1 import codec, oids
+from cmpclient.asn1.lazy import char, cmp, rfc5280, univ
 from cmpclient.errors import DecodeError, ProtectionError, UsageError
 from cmpclient.protection import mac as _mac
 

@@ -28,11 +28,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from pyasn1.type import univ
-from pyasn1_modules import rfc5280
-
-from cmpclient.asn1 import cmp, codec, oids
+from cmpclient.asn1 import codec, oids
 from cmpclient.asn1.der import SEQUENCE, NotHandled, Reader
+from cmpclient.asn1.lazy import cmp, rfc5280, univ
 from cmpclient.errors import DecodeError, ProtectionError, UsageError
 
 #: Largest iteration count we accept when *building* parameters (a generous cap: one

@@ -25,10 +25,9 @@ from typing import TYPE_CHECKING, Callable, Sequence, Union
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
-from pyasn1.type import univ
-from pyasn1_modules import rfc5280
 
-from cmpclient.asn1 import cmp, codec, oids
+from cmpclient.asn1 import codec, oids
+from cmpclient.asn1.lazy import cmp, rfc5280, univ
 from cmpclient.errors import KeyLoadError, ProtectionError, UsageError
 from cmpclient.protection import mac as _mac
 from cmpclient.protection import signature as _sig

@@ -25,10 +25,9 @@ from typing import Union
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, mldsa, padding, rsa
-from pyasn1.type import univ
-from pyasn1_modules import rfc5280
 
 from cmpclient.asn1 import codec, oids
+from cmpclient.asn1.lazy import rfc5280, univ
 from cmpclient.errors import DecodeError, ProtectionError, UsageError
 
 PrivateKey = Union[
