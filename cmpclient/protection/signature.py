@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, mldsa, padding, rsa
 
 from cmpclient.asn1 import codec, oids
+from cmpclient.asn1.der import NotHandled, Reader
 from cmpclient.asn1.lazy import rfc5280, univ
 from cmpclient.errors import DecodeError, ProtectionError, UsageError
 
@@ -342,7 +343,11 @@ def digest_of_signature_algorithm(alg_id: rfc5280.AlgorithmIdentifier) -> hashes
       ``CertStatus.hashAlg`` should be sent explicitly -- see
       :func:`digest_algorithm_identifier`.
     """
-    scheme = parse_signature_algorithm(alg_id)
+    return _scheme_digest(parse_signature_algorithm(alg_id))
+
+
+def _scheme_digest(scheme: SignatureScheme) -> hashes.HashAlgorithm:
+    """:func:`digest_of_signature_algorithm` of a parsed identifier."""
     if scheme.digest is not None:
         return _hash(scheme.digest)
     if scheme.kind == "ed448":
@@ -389,8 +394,14 @@ def certificate_hash(cert_der: bytes) -> tuple[bytes, hashes.HashAlgorithm]:
     alg_der = _signature_algorithm_der(cert_der)
     digest = _CERT_HASH_DIGESTS.get(alg_der)
     if digest is None:
-        digest = digest_of_signature_algorithm(
-            codec.decode(alg_der, rfc5280.AlgorithmIdentifier(), what="certificate signatureAlgorithm"))
+        try:  # the strict DER reader; what it declines, pyasn1 decodes (or words the error)
+            reader = Reader(alg_der)
+            scheme = _parse_scheme(*reader.algorithm_identifier())
+            reader.done()
+        except NotHandled:
+            scheme = parse_signature_algorithm(
+                codec.decode(alg_der, rfc5280.AlgorithmIdentifier(), what="certificate signatureAlgorithm"))
+        digest = _scheme_digest(scheme)
         if len(_CERT_HASH_DIGESTS) < 64:
             _CERT_HASH_DIGESTS[alg_der] = digest
     h = hashes.Hash(digest)

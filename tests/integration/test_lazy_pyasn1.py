@@ -1,4 +1,4 @@
-"""A cold ``cmpclient crmf`` (PBM ir, new EC key, implicit confirm) loads no pyasn1 module.
+"""A cold ``cmpclient crmf`` (PBM ir, new EC key, implicit confirm or certConf) loads no pyasn1 module.
 
 Start-up is a speed target (P1): the request is written as DER and the usual answer read by
 :mod:`cmpclient.message.fastparse`, so pyasn1, ``pyasn1_modules.rfc5280`` and our schema
@@ -17,6 +17,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -50,12 +51,15 @@ def _spki(key_or_cert: object) -> bytes:
     return pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def test_cold_crmf_pbm_implicit_confirm_loads_no_pyasn1(testca_server, tmp_path):
+@pytest.mark.parametrize("confirm", ["--implicit-confirm", None])
+def test_cold_crmf_pbm_loads_no_pyasn1(testca_server, tmp_path, confirm):
+    """Implicit confirmation, or certConf (its certHash's digest read from the certificate's
+    signatureAlgorithm by the DER reader) and pkiconf."""
     name = _uid("lazy")
     cert_out, key_out = tmp_path / "cert.pem", tmp_path / "key.pem"
     result, proc = _child(
         CHILD_CLI, "crmf", "--url", testca_server.url("ra"), "--authparam", "env:LAZY_SECRET", "--keyid", "lazy",
-        "--dn", f"CN={name},UID={name}", "--reqnewkeyspec", "secp256r1", "--implicit-confirm",
+        "--dn", f"CN={name},UID={name}", "--reqnewkeyspec", "secp256r1", *([confirm] if confirm else []),
         "--certout", cert_out, "--keyout", key_out, "-q", env={"LAZY_SECRET": "password"},
     )
     assert result["rc"] == 0, proc.stdout + proc.stderr

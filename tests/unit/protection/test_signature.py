@@ -209,3 +209,27 @@ def test_one_popo_signer_serves_many_threads():
         assert len(results) == 8 * 40
         for data, alg_der, signature in results:
             sig.verify(key.public_key(), codec.decode(alg_der, rfc5280.AlgorithmIdentifier()), data, signature)
+
+
+def test_certificate_hash_leaves_what_the_der_reader_declines_to_the_full_decoder():
+    """certificate_hash reads the signatureAlgorithm with the strict DER reader; a non-DER
+    one (a long-form length for 10 bytes) goes to pyasn1's strict decode, which refuses it
+    with its own words; a PSS identifier is still read (its parameters by pyasn1)."""
+    from cmpclient.asn1 import codec
+    from cmpclient.errors import DecodeError
+
+    oid = codec.oid_der(oids.ECDSA_WITH_SHA256)
+
+    def fake_cert(alg: bytes) -> bytes:
+        inner = b"\x30\x00" + alg + b"\x03\x01\x00"
+        return codec.der_header(0x30, len(inner)) + inner
+
+    sig._CERT_HASH_DIGESTS.clear()
+    with pytest.raises(DecodeError, match="certificate signatureAlgorithm: not DER"):
+        sig.certificate_hash(fake_cert(b"\x30\x81" + bytes((len(oid),)) + oid))
+    value, used = sig.certificate_hash(fake_cert(codec.algorithm_identifier_der(oids.ECDSA_WITH_SHA256)))
+    assert isinstance(used, hashes.SHA256)
+    with pytest.raises(ProtectionError, match="parameters must be absent"):
+        sig.certificate_hash(fake_cert(codec.algorithm_identifier_der(oids.ECDSA_WITH_SHA384, b"\x05\x00")))
+    pss = sig.signature_algorithm(key_of("rsa"), "sha384", rsa_pss=True)
+    assert isinstance(sig.certificate_hash(fake_cert(codec.encode(pss)))[1], hashes.SHA384)
