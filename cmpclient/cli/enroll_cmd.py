@@ -318,7 +318,7 @@ def keyenc_popo(builder: Any, key: Any) -> Any:
 
 
 def _is_mlkem(key: Any) -> bool:
-    from cmpclient.protection.kem import kem_algorithm_oid
+    from cmpclient.keys.generate import kem_algorithm_oid
 
     return kem_algorithm_oid(key) is not None
 

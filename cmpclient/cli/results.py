@@ -105,14 +105,15 @@ def check_outputs(params: dict[str, Any], *, key_to_keep: bool) -> None:
     """Before anything is sent to the CA: every output can be written, and a private key
     made for this request (generated here, or by the CA) has a file to go to. Otherwise the
     CA would issue a certificate that is then lost, or whose key is."""
-    from cmpclient.transport.file import split_file_list
-
     for name, option in _FILE_OUTPUTS:
         if params.get(name):
             _check_writable(Path(str(params[name])), option)
     for name, option in (("reqout", "--reqout"), ("rspout", "--rspout")):
-        for path in split_file_list(params.get(name)) or ():
-            _check_writable(Path(path), option)
+        if params.get(name):  # (the file transport loads only when it is used)
+            from cmpclient.transport.file import split_file_list
+
+            for path in split_file_list(params[name]) or ():
+                _check_writable(Path(path), option)
     if params.get("dest"):
         dest = Path(str(params["dest"]))
         existing = next(p for p in (dest, *dest.parents) if p.exists())

@@ -16,6 +16,7 @@ _EXPORTS = {
     "parse_key_spec": "generate",
     "generate_key": "generate",
     "key_spec_of": "generate",
+    "kem_algorithm_oid": "generate",
     # load
     "load_private_key": "load",
     "load_certificates": "load",

@@ -203,3 +203,17 @@ def key_spec_of(key: Any) -> KeySpec:
         if isinstance(key, (getattr(mlkem, f"MLKEM{n}PrivateKey"), getattr(mlkem, f"MLKEM{n}PublicKey"))):
             return KeySpec("ML-KEM", param=f"ML-KEM-{n}")
     raise UsageError(f"unsupported key type {type(key).__name__}")
+
+
+def kem_algorithm_oid(key: Any) -> str | None:
+    """id-alg-ml-kem-768/1024 for an ML-KEM public or private key; None for anything else.
+    (Here, with the key types, so telling an ML-KEM key apart needs no KEM protection code.)"""
+    from cryptography.hazmat.primitives.asymmetric import mlkem
+
+    from cmpclient.asn1 import oids
+
+    if isinstance(key, (mlkem.MLKEM768PublicKey, mlkem.MLKEM768PrivateKey)):
+        return oids.ML_KEM_768
+    if isinstance(key, (mlkem.MLKEM1024PublicKey, mlkem.MLKEM1024PrivateKey)):
+        return oids.ML_KEM_1024
+    return None

@@ -26,6 +26,7 @@ from typing import Any
 from cmpclient.asn1 import codec, oids
 from cmpclient.asn1.lazy import char, cmp, rfc5280, univ
 from cmpclient.errors import DecodeError, ProtectionError, UsageError
+from cmpclient.keys.generate import kem_algorithm_oid
 from cmpclient.protection import mac as _mac
 
 __all__ = [
@@ -48,17 +49,6 @@ _HKDF_BY_OID = {v: k for k, v in HKDF_OIDS.items()}
 #: HMAC hash name -> OID (HMAC-SHA2 only)
 HMAC_OIDS = {"sha256": oids.HMAC_WITH_SHA256, "sha384": oids.HMAC_WITH_SHA384, "sha512": oids.HMAC_WITH_SHA512}
 _HMAC_BY_OID = {v: k for k, v in HMAC_OIDS.items()}
-
-
-def kem_algorithm_oid(key: Any) -> str | None:
-    """id-alg-ml-kem-768/1024 for an ML-KEM public or private key; None for anything else."""
-    from cryptography.hazmat.primitives.asymmetric import mlkem
-
-    if isinstance(key, (mlkem.MLKEM768PublicKey, mlkem.MLKEM768PrivateKey)):
-        return oids.ML_KEM_768
-    if isinstance(key, (mlkem.MLKEM1024PublicKey, mlkem.MLKEM1024PrivateKey)):
-        return oids.ML_KEM_1024
-    return None
 
 
 def _alg(oid: str) -> rfc5280.AlgorithmIdentifier:
