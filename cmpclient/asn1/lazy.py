@@ -16,6 +16,10 @@ shapes, every error message of the full decoder -- load it there, once.
 Why not :class:`importlib.util.LazyLoader`: on Python 3.11 a later ``from pkg import mod``
 statement anywhere reads ``mod.__spec__`` and so loads the module at once.
 
+A stand-in keeps what it handed out: a test that monkeypatches an attribute of the real module
+after code read it through the stand-in is not seen there (patching the stand-in itself is
+refused loudly); patch before first use, or patch the user's own name.
+
 Rules for the modules that use these: no pyasn1 name at module level (a class body, a
 default argument, a module constant), or the import happens when the module does; and
 ``from cmpclient.asn1 import cmp`` (the real module) only inside functions.
@@ -69,25 +73,21 @@ class LazyModule:
 
 
 def _schema_module(name: str) -> Callable[[], ModuleType]:
-    """The loader of a ``pyasn1_modules`` schema: built with the short reprs of
-    :mod:`cmpclient.asn1._importspeed`, as our own schema modules build it."""
+    """The loader of a schema module (ours, or ``pyasn1_modules``'): built with the short
+    reprs of :mod:`cmpclient.asn1._importspeed`, and unwound from them if it fails."""
 
     def load() -> ModuleType:
         from cmpclient.asn1 import _importspeed
 
-        _importspeed.begin()
-        try:
-            return importlib.import_module(name)
-        finally:
-            _importspeed.end()
+        return _importspeed.import_schema(name)
 
     return load
 
 
 #: :mod:`cmpclient.asn1.cmp` (CMP messages, RFC 9810).
-cmp = LazyModule("cmpclient.asn1.cmp")
+cmp = LazyModule("cmpclient.asn1.cmp", _schema_module("cmpclient.asn1.cmp"))
 #: :mod:`cmpclient.asn1.crmf` (CRMF, RFC 4211).
-crmf = LazyModule("cmpclient.asn1.crmf")
+crmf = LazyModule("cmpclient.asn1.crmf", _schema_module("cmpclient.asn1.crmf"))
 #: ``pyasn1_modules.rfc5280`` (X.509 types).
 rfc5280 = LazyModule("pyasn1_modules.rfc5280", _schema_module("pyasn1_modules.rfc5280"))
 #: ``pyasn1.type.univ``, ``pyasn1.type.char``, ``pyasn1.type.useful``.

@@ -33,6 +33,19 @@ class CheckContext:
         self.last_protection_base = False
 
     # --- plumbing ------------------------------------------------------------------------
+    def last_request_body(self) -> str | None:
+        """The body type of the last request this scenario sent (None: none, or unreadable)."""
+        from cmpclient.errors import CMPClientError
+        from cmpclient.message.peek import peek
+
+        for direction, der in reversed(self.messages):
+            if direction == "request":
+                try:
+                    return peek(der).body_type
+                except CMPClientError:
+                    return None
+        return None
+
     def record(self, direction: str, der: bytes) -> None:
         self.messages.append((direction, bytes(der)))
         if self.setup.on_message is not None:
@@ -117,10 +130,11 @@ class CheckContext:
         return protection
 
     # --- keys and names -------------------------------------------------------------------
-    def subject(self, tag: str | None = None) -> Any:
+    def subject(self, tag: str | None = None, *, fresh: bool = False) -> Any:
         """A unique subject from the setup's template (a DN string); with :attr:`own_signer`
-        the own certificate's subject (an ``x509.Name``): the end entity asks for itself."""
-        if self.own_signer is not None:
+        (and not ``fresh``) the own certificate's subject (an ``x509.Name``): the end entity
+        asks for itself."""
+        if self.own_signer is not None and not fresh:
             return self.own_signer.cert.subject
         tag = (tag or self.scenario.name).replace(",", "-").replace("=", "-")
         return self.setup.subject_template.replace("{name}", f"chk-{tag}-{os.urandom(3).hex()}")

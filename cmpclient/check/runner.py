@@ -134,6 +134,12 @@ def judge(scenario: Scenario, setup: CheckSetup, ctx: CheckContext) -> tuple[Ver
     return verdict, got, reason
 
 
+#: Requests whose refused MAC may be retried with the end entity's signature: those that open
+#: a transaction.  A certConf or pollReq is protected like the request it continues (RFC 9483
+#: §3.2), so a server taking the MAC ir and refusing its MAC certConf is not a policy to
+#: work around.
+_RETRIABLE_BODIES = frozenset({"ir", "cr", "p10cr", "kur", "rr", "genm"})
+
 #: What a rerun as the end entity adds to its reason.
 _OWN_CERT = "signed with the end entity's own certificate"
 
@@ -216,7 +222,8 @@ def _judge_once(scenario: Scenario, setup: CheckSetup, ctx: CheckContext) -> tup
         if policy_refusal(texts, ctx.last_protection):
             return (Verdict.UNSUPPORTED, got, "the server does not take this request with the protection or "
                     f"signer used (its policy, not a conformance failure): {got}",
-                    ctx.last_protection == "mac" and ctx.last_protection_base)
+                    ctx.last_protection == "mac" and ctx.last_protection_base
+                    and ctx.last_request_body() in _RETRIABLE_BODIES)
         return Verdict.FAIL, got, f"the server rejected a valid request: {got}", False
     except PollTimeout as exc:
         return Verdict.ERROR, "timeout", exc.diagnostics(), False

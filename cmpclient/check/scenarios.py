@@ -217,7 +217,13 @@ def s_kur(ctx: CheckContext) -> Observation:
 
 
 def s_rr(ctx: CheckContext) -> Observation:
-    result, key = ctx.enroll("ir")
+    if ctx.own_signer is None:
+        result, key = ctx.enroll("ir")
+    else:
+        # Rerun as the end entity after the rr's MAC was refused: the certificate to revoke is
+        # enrolled the initial way (MAC, a fresh subject) and revokes itself (RFC 9483 §4.2);
+        # only the refused rr changes protection, not the ir the server took.
+        result, key = ctx.enroll("ir", protection=ctx.mac(), subject=ctx.subject(fresh=True))
     rev = _revoke(ctx, result, key)
     return Observation(f"rp {rev.status.status}")
 

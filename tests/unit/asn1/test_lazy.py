@@ -72,11 +72,61 @@ def test_schema_loader_builds_inside_importspeed_and_leaves_it_balanced(monkeypa
     def import_module(name: str) -> types.ModuleType:
         if name != "fake_rfc":
             return real(name)
-        seen.append((_importspeed._depth, namedtype.NamedTypes.__repr__ is _importspeed._short_named_types))
+        seen.append((_importspeed.depth(), namedtype.NamedTypes.__repr__ is _importspeed._short_named_types))
         return fake
 
     monkeypatch.setattr(importlib, "import_module", import_module)
     stand_in = lazy.LazyModule("fake_rfc", lazy._schema_module("fake_rfc"))
     assert stand_in.X == 1
-    assert seen == [(1, True)] and _importspeed._depth == 0
+    assert seen == [(1, True)] and _importspeed.depth() == 0
     assert namedtype.NamedTypes.__repr__ is before
+
+
+def test_a_schema_that_fails_while_built_leaves_nothing_patched(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A schema module that raises between its own begin() and end() (built on first use in a
+    long-running process) leaves neither this thread building nor pyasn1's reprs short."""
+    import sys
+
+    from pyasn1.type import namedtype
+
+    from cmpclient.asn1 import _importspeed
+
+    (tmp_path / "broken_schema.py").write_text(
+        "from cmpclient.asn1 import _importspeed\n_importspeed.begin()\nraise ImportError('broken schema')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = namedtype.NamedTypes.__repr__
+    stand_in = lazy.LazyModule("broken_schema", lazy._schema_module("broken_schema"))
+    with pytest.raises(ImportError, match="broken schema"):
+        stand_in.anything  # noqa: B018
+    sys.modules.pop("broken_schema", None)
+    assert _importspeed.depth() == 0 and _importspeed._builders == 0
+    assert namedtype.NamedTypes.__repr__ is before
+
+
+def test_schema_building_in_two_threads_at_once_restores_the_reprs_once_both_are_done() -> None:
+    import threading
+
+    from pyasn1.type import namedtype
+
+    from cmpclient.asn1 import _importspeed
+
+    before = namedtype.NamedTypes.__repr__
+    inside, release = threading.Barrier(2), threading.Event()
+    states = []
+
+    def build() -> None:
+        _importspeed.begin()
+        inside.wait(10)
+        release.wait(10)
+        _importspeed.end()
+        states.append(_importspeed.depth())
+
+    t = threading.Thread(target=build)
+    t.start()
+    _importspeed.begin()
+    inside.wait(10)
+    release.set()
+    t.join(10)
+    assert states == [0] and namedtype.NamedTypes.__repr__ is _importspeed._short_named_types  # we still build
+    _importspeed.end()
+    assert namedtype.NamedTypes.__repr__ is before and _importspeed._builders == 0

@@ -132,22 +132,46 @@ def own_signer(name="CN=own-ee,O=cmpclient check"):
     return Signer(key, cert)
 
 
-def refused_under_mac(rerun=None, *, runs=None, protection="base"):
-    """A scenario that sends a request under ``base_protection()`` (or ``mac()``, the scenario's
-    own choice) and is refused for MAC; as the end entity it does ``rerun(ctx)``."""
+def request_der(kind="genm"):
+    """A real request of body ``kind`` (genm opens a transaction, certConf continues one)."""
+    import os
+
+    from cmpclient.message import body as B
+    from cmpclient.message.header import HeaderBuilder
+    from cmpclient.message.pkimessage import assemble, encode_message
+
+    body = B.genm_body([]) if kind == "genm" else B.cert_conf_body([B.cert_status(0, os.urandom(32))])
+    return encode_message(assemble(HeaderBuilder().sender("CN=a").recipient("CN=b").build(), body))
+
+
+def refused_under_mac(rerun=None, *, runs=None, protection="base", refused="genm"):
+    """A scenario that sends a request (body ``refused``) under ``base_protection()`` (or
+    ``mac()``, the scenario's own choice) and is refused for MAC; as the end entity it does
+    ``rerun(ctx)``."""
 
     def run(ctx):
         if runs is not None:
             runs.append((ctx.own_signer, ctx.subject()))
         p = ctx.base_protection() if protection == "base" else ctx.mac()
         ctx.config(p)
-        ctx.record("request", b"\x30\x00" if ctx.own_signer is None else b"\x30\x01")
+        ctx.record("request", request_der(refused if ctx.own_signer is None else "genm"))
         if ctx.own_signer is None or rerun is None:
             raise CMPErrorMessage("e", fail_info_names=["badRequest"], status_strings=[
                 f"authentication failed: HMAC: {MAC_REFUSED}; EndEntityCertificate: the message is not signature-protected"])
         return rerun(ctx)
 
     return run
+
+
+def test_a_refused_mac_on_a_continuation_message_is_not_rerun():
+    """certConf (or pollReq) is protected like the request it continues: a server that takes
+    the MAC ir and refuses its MAC certConf is not a policy to work around as the end entity."""
+    runs = []
+    r = run_scenario(scen(refused_under_mac(lambda ctx: Observation("accepted"), runs=runs, refused="certConf")),
+                     with_own())
+    assert r.verdict is Verdict.UNSUPPORTED and len(runs) == 1, r
+    r = run_scenario(scen(refused_under_mac(lambda ctx: Observation("accepted"), runs=runs)), with_own())
+    assert r.verdict is Verdict.PASS and len(runs) == 3, r
 
 
 def with_own(**kw):
@@ -178,7 +202,10 @@ def test_mac_refused_by_policy_reruns_signed_with_the_own_certificate(tmp_path):
     assert runs[1][1] == s.own_credentials.signer.cert.subject  # the end entity asks for itself
     assert isinstance(seen[0], SignatureProtection)
     # --capture holds the refused request and the rerun's
-    assert [p.read_bytes() for p in sorted((tmp_path / "cr").glob("*.der"))] == [b"\x30\x00", b"\x30\x01"]
+    from cmpclient.message.peek import peek
+
+    captured = [p.read_bytes() for p in sorted((tmp_path / "cr").glob("*.der"))]
+    assert [peek(d).body_type for d in captured] == ["genm", "genm"] and captured[0] != captured[1]
 
 
 def test_rerun_refused_too_stays_unsupported_with_both_reasons():
@@ -251,3 +278,62 @@ def test_own_credentials_made_once_per_run_and_a_failure_is_kept(monkeypatch):
         assert MAC_REFUSED in r.reason and "own certificate could not be enrolled" in r.reason
     assert s.own_credentials is not None and s.own_credentials.signer is None
     assert "own_credentials" not in repr(s)
+
+
+def test_rr_rerun_changes_only_the_refused_rr(monkeypatch):
+    """The rr scenario refused under MAC runs again as the end entity: its certificate is
+    still enrolled the initial way (a MAC ir, for a fresh subject, which a strict server may
+    require) and only the rr is signed, by that certificate itself (RFC 9483 §4.2)."""
+    import datetime as dt
+    import types
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    import cmpclient.client as client
+    from cmpclient.check import SCENARIOS
+    from cmpclient.check.context import CheckContext
+    from cmpclient.errors import CMPRejection
+    from cmpclient.message import body as B
+    from cmpclient.message.header import HeaderBuilder
+    from cmpclient.message.names import parse_dn
+    from cmpclient.message.pkimessage import assemble, encode_message
+
+    keys, log = [], []
+    new_key = CheckContext.new_key
+    monkeypatch.setattr(CheckContext, "new_key", lambda self, spec=None: keys.append(new_key(self, spec)) or keys[-1])
+
+    def sent(config, body):
+        config.on_message("request", encode_message(assemble(HeaderBuilder().sender("CN=a").recipient("CN=b").build(), body)))
+
+    def enroll(config, kind, request, confirm=True, decrypt_key=None):
+        log.append((kind, type(config.protection).__name__))
+        sent(config, B.genm_body([]))  # (any opening body: the fake answers it)
+        if type(config.protection).__name__ == "SignatureProtection":
+            raise CMPRejection("rejected", fail_info_names=["notAuthorized"], body_type="ip",
+                               status_strings=["ir signed with an operational certificate: use cr or kur"])
+        now = dt.datetime.now(dt.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(parse_dn("CN=ee")).issuer_name(parse_dn("CN=CA"))
+                .public_key(keys[-1].public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+                .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256()))
+        return types.SimpleNamespace(certificate=cert, chain=lambda: [], implicit_confirm_granted=False,
+                                     confirmed=True, polls=0)
+
+    def revoke(config, issuer, serial, reason=None):
+        log.append(("rr", type(config.protection).__name__))
+        sent(config, B.rr_body([B.rev_details(issuer, serial)]))
+        if type(config.protection).__name__ == "MACProtection":
+            raise CMPRejection("rejected", fail_info_names=["badRequest"], body_type="error",
+                               status_strings=["MAC protection is not accepted for rr on this alias"])
+        return types.SimpleNamespace(status=types.SimpleNamespace(status="accepted"))
+
+    monkeypatch.setattr(client, "enroll", enroll)
+    monkeypatch.setattr(client, "revoke", revoke)
+    rr = next(s for s in SCENARIOS if s.name == "rr")
+    r = run_scenario(rr, setup())
+    assert r.verdict is Verdict.PASS, r
+    mac, sig = "MACProtection", "SignatureProtection"
+    # the refused run, the own certificate's ir, then the rerun: a MAC ir and a self-signed rr
+    assert log == [("ir", mac), ("rr", mac), ("ir", mac), ("ir", mac), ("rr", sig)], log
