@@ -178,9 +178,10 @@ def check(ctx: click.Context, **_: Any) -> None:
     Each scenario ends PASS, FAIL (with a reason), EJBCA-COMPATIBLE (a documented EJBCA
     deviation, with --expect ejbca), UNSUPPORTED (the server says it does not offer the
     feature, or its policy refuses the protection or signer used for that request), SKIPPED (no credentials for that mode) or ERROR (transport failure).
-    A scenario whose MAC the server's policy refuses (RFC 9483: MAC for the first ir only)
-    runs once more as the end entity, signed with a certificate enrolled by an ir under MAC
-    earlier in the run, and is judged on that (UNSUPPORTED if refused again).
+    A scenario whose MAC the server's policy refuses on a request that opens a transaction
+    (RFC 9483: MAC for the first ir only) runs once more as the end entity, that request
+    signed with a certificate enrolled by an ir under MAC earlier in the run, and is judged
+    on that (UNSUPPORTED if refused again).
     Give the credentials you have: --authparam/--keyid for MAC scenarios, --keystore or
     --cert/--key for signature ones, --trusted for signed responses.
 
