@@ -311,14 +311,19 @@ class Store:
     def set_end_entity_status(self, username: str, status: str, *, expect: str | None = None) -> bool:
         """Set the status; with ``expect`` only if the current status is that (atomically)."""
         with self.write() as db:
-            if expect is None:
-                cur = db.execute("UPDATE end_entities SET status = ?, updated = ? WHERE username = ?", (status, time.time(), username))
-            else:
-                cur = db.execute(
-                    "UPDATE end_entities SET status = ?, updated = ? WHERE username = ? AND status = ?",
-                    (status, time.time(), username, expect),
-                )
-            return cur.rowcount == 1
+            return self._set_end_entity_status(db, username, status, expect)
+
+    @staticmethod
+    def _set_end_entity_status(db: sqlite3.Connection, username: str, status: str, expect: str | None = None) -> bool:
+        """:meth:`set_end_entity_status` inside the caller's write transaction."""
+        if expect is None:
+            cur = db.execute("UPDATE end_entities SET status = ?, updated = ? WHERE username = ?", (status, time.time(), username))
+        else:
+            cur = db.execute(
+                "UPDATE end_entities SET status = ?, updated = ? WHERE username = ? AND status = ?",
+                (status, time.time(), username, expect),
+            )
+        return cur.rowcount == 1
 
     def list_end_entities(self) -> list[EndEntity]:
         return [self._ee(r) for r in self.read().execute("SELECT * FROM end_entities ORDER BY username")]  # type: ignore[misc]
@@ -371,8 +376,7 @@ class Store:
                      int(confirmed), transaction_id),
                 )
                 if ee_status is not None and username is not None:
-                    db.execute("UPDATE end_entities SET status = ?, updated = ? WHERE username = ?",
-                               (ee_status, time.time(), username))
+                    self._set_end_entity_status(db, username, ee_status)
                 return int(cur.lastrowid)  # type: ignore[arg-type]
         except sqlite3.IntegrityError as exc:
             if "serial" in str(exc) or "UNIQUE" in str(exc):
