@@ -1246,9 +1246,9 @@ class Engine:
             from cmpclient.keys import parse_key_spec
 
             size = parse_key_spec(spec).size or 2048
-            controls.append(_seq([codec.encode(univ.ObjectIdentifier(oids.REGCTRL_RSA_KEY_LEN)), codec.encode(univ.Integer(size))]))
+            controls.append(_seq([codec.oid_der(oids.REGCTRL_RSA_KEY_LEN), codec.integer_der(size)]))
         else:
-            controls.append(_seq([codec.encode(univ.ObjectIdentifier(oids.REGCTRL_ALG_ID)), _alg_der(spec)]))
+            controls.append(_seq([codec.oid_der(oids.REGCTRL_ALG_ID), _alg_der(spec)]))
         return _seq([template, _seq(controls)])
 
     # --- nested ----------------------------------------------------------------------------------------------
@@ -1391,12 +1391,12 @@ def _alg_der(spec: str) -> bytes:
 
     ks = parse_key_spec(spec)
     if ks.family == "RSA":
-        return _seq([codec.encode(univ.ObjectIdentifier(oids.RSA_ENCRYPTION)), b"\x05\x00"])
+        return codec.algorithm_identifier_der(oids.RSA_ENCRYPTION, b"\x05\x00")
     if ks.family == "EC":
         curve = {v: k for k, v in _CURVE_SPECS.items()}[str(ks.param)]
-        return _seq([codec.encode(univ.ObjectIdentifier(oids.EC_PUBLIC_KEY)), codec.encode(univ.ObjectIdentifier(curve))])
+        return codec.algorithm_identifier_der(oids.EC_PUBLIC_KEY, codec.oid_der(curve))
     oid = {v: k for k, v in _OID_SPECS.items()}[ks.name]
-    return _seq([codec.encode(univ.ObjectIdentifier(oid))])
+    return codec.algorithm_identifier_der(oid)
 
 
 _HASH_BY_OID = {oids.SHA224: hashes.SHA224, oids.SHA256: hashes.SHA256, oids.SHA384: hashes.SHA384, oids.SHA512: hashes.SHA512}
