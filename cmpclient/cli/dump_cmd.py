@@ -233,20 +233,17 @@ def dump(ctx: click.Context, files: tuple[str, ...], json_output: bool | None, m
       base64 -d < msg.b64 | cmpclient dump -
     """
     from cmpclient.asn1 import dump as _dump
-    from cmpclient.cli.render import get_output
+    from cmpclient.cli.render import error_document, get_output
 
     out = get_output(ctx)
     as_json = bool(json_output) or out.json
-    results: list[tuple[str, dict[str, Any]]] = []
-    entries: list[dict[str, Any]] = []  # --json: per message, or per file that failed
+    entries: list[dict[str, Any]] = []  # per message read, or per file that failed
     failed: ExitCode | None = None
     for path in files:
         name = "<stdin>" if path == "-" else path
         try:
             for item in read_items(_read_source(path), name):
-                tree = tree_of(item, max_depth=max_depth)
-                results.append((item.source, tree))
-                entries.append({"source": item.source, "message": tree})
+                entries.append({"source": item.source, "message": tree_of(item, max_depth=max_depth)})
             continue
         except CMPClientError as exc:
             error: CMPClientError = exc
@@ -254,7 +251,7 @@ def dump(ctx: click.Context, files: tuple[str, ...], json_output: bool | None, m
             error = DecodeError(f"{name}: structure nested too deeply")
         code = _report(error, name)
         failed = failed or code
-        entries.append({"source": name, "error": _error_document(error, code)})
+        entries.append({"source": name, "error": error_document(error, code)})
     if as_json:
         if len(files) == 1 and len(entries) == 1:
             # One file: its tree, or the error document every command prints (with "source").
@@ -264,22 +261,16 @@ def dump(ctx: click.Context, files: tuple[str, ...], json_output: bool | None, m
         click.echo(json.dumps(doc, indent=2))
     else:
         rich = _want_rich()
-        several = len(results) > 1
-        for i, (source, tree) in enumerate(results):
-            if several:
-                click.echo(("\n" if i else "") + f"==> {source} <==")
+        messages = [e for e in entries if "message" in e]
+        for i, entry in enumerate(messages):
+            if len(messages) > 1:
+                click.echo(("\n" if i else "") + f"==> {entry['source']} <==")
             if rich:
-                print_rich(tree)
+                print_rich(entry["message"])
             else:
-                click.echo(_dump.render_text(tree), nl=False)
+                click.echo(_dump.render_text(entry["message"]), nl=False)
     if failed:
         ctx.exit(int(failed))  # the first failure's code
-
-
-def _error_document(exc: CMPClientError, code: ExitCode) -> dict[str, Any]:
-    from cmpclient.cli.render import error_document
-
-    return error_document(exc, code)
 
 
 def _report(exc: CMPClientError, source: str) -> ExitCode:
