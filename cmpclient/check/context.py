@@ -31,6 +31,9 @@ class CheckContext:
         #: choice to the setup) rather than being chosen by the scenario (``mac(params)`` of a
         #: PBM scenario, the given signer): only then may the runner retry it with another.
         self.last_protection_base = False
+        #: Set by the runner's judge: the server's policy refused a MAC from
+        #: base_protection() on a request that opens a transaction (a rerun as the end entity may try).
+        self.mac_refused_by_policy = False
 
     # --- plumbing ------------------------------------------------------------------------
     def last_request_body(self) -> str | None:

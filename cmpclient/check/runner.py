@@ -128,8 +128,8 @@ def judge(scenario: Scenario, setup: CheckSetup, ctx: CheckContext) -> tuple[Ver
     A positive scenario whose MAC-protected request (MAC chosen by
     :meth:`CheckContext.base_protection`, not by the scenario) the server refuses by policy
     runs once more as the end entity (:func:`_as_end_entity`)."""
-    verdict, got, reason, mac_refused = _judge_once(scenario, setup, ctx)
-    if mac_refused and ctx.own_signer is None and setup.mac_secret is not None:
+    verdict, got, reason = _judge_once(scenario, setup, ctx)
+    if ctx.mac_refused_by_policy and ctx.own_signer is None and setup.mac_secret is not None:
         return _as_end_entity(scenario, setup, ctx, got, reason)
     return verdict, got, reason
 
@@ -156,7 +156,7 @@ def _as_end_entity(scenario: Scenario, setup: CheckSetup, ctx: CheckContext, got
         return Verdict.UNSUPPORTED, got, f"{reason}; {own.failure}"
     rerun = CheckContext(setup, scenario, own_signer=own.signer)
     try:
-        verdict, got2, reason2, _ = _judge_once(scenario, setup, rerun)
+        verdict, got2, reason2 = _judge_once(scenario, setup, rerun)
     finally:
         ctx.messages.extend(rerun.messages)
         rerun.close()
@@ -199,56 +199,57 @@ def own_credentials(setup: CheckSetup, scenario: Scenario, ctx: CheckContext) ->
     return own
 
 
-def _judge_once(scenario: Scenario, setup: CheckSetup, ctx: CheckContext) -> tuple[Verdict, str, str, bool]:
-    """(verdict, got, reason, whether the server's policy refused a MAC from base_protection())."""
+def _judge_once(scenario: Scenario, setup: CheckSetup, ctx: CheckContext) -> tuple[Verdict, str, str]:
+    """(verdict, got, reason); sets ``ctx.mac_refused_by_policy`` when the server's policy
+    refused a MAC from base_protection() on a request that opens a transaction."""
     for need in scenario.needs:
         if not setup.has(need):
-            return Verdict.SKIPPED, "-", f"needs {scenario.describe_needs()}", False
+            return Verdict.SKIPPED, "-", f"needs {scenario.describe_needs()}"
     try:
         outcome = scenario.run(ctx)
     except Deviation as o:
         if setup.profile == "ejbca" and scenario.ejbca_deviation:
-            return Verdict.EJBCA_COMPATIBLE, o.got or "-", f"{scenario.ejbca_deviation} ({o.reason})", False
-        return Verdict.FAIL, o.got or "-", o.reason, False
+            return Verdict.EJBCA_COMPATIBLE, o.got or "-", f"{scenario.ejbca_deviation} ({o.reason})"
+        return Verdict.FAIL, o.got or "-", o.reason
     except ScenarioOutcome as o:
-        return o.verdict, o.got or "-", o.reason, False
+        return o.verdict, o.got or "-", o.reason
     except CMPRejection as exc:
         got = _rejection_text(exc)
         if scenario.negative:
-            return Verdict.PASS, got, "rejected", False
+            return Verdict.PASS, got, "rejected"
         texts = rejection_texts(exc)
         if set(exc.fail_info_names) & set(scenario.unsupported) or _UNSUPPORTED_TEXT.search(texts):
-            return Verdict.UNSUPPORTED, got, "the server does not offer this: " + got, False
+            return Verdict.UNSUPPORTED, got, "the server does not offer this: " + got
         if policy_refusal(texts, ctx.last_protection):
+            ctx.mac_refused_by_policy = (ctx.last_protection == "mac" and ctx.last_protection_base
+                                         and ctx.last_request_body() in _RETRIABLE_BODIES)
             return (Verdict.UNSUPPORTED, got, "the server does not take this request with the protection or "
-                    f"signer used (its policy, not a conformance failure): {got}",
-                    ctx.last_protection == "mac" and ctx.last_protection_base
-                    and ctx.last_request_body() in _RETRIABLE_BODIES)
-        return Verdict.FAIL, got, f"the server rejected a valid request: {got}", False
+                    f"signer used (its policy, not a conformance failure): {got}")
+        return Verdict.FAIL, got, f"the server rejected a valid request: {got}"
     except PollTimeout as exc:
-        return Verdict.ERROR, "timeout", exc.diagnostics(), False
+        return Verdict.ERROR, "timeout", exc.diagnostics()
     except TransportError as exc:
-        return Verdict.ERROR, "transport failure", f"{type(exc).__name__}: {exc.message}", False
+        return Verdict.ERROR, "transport failure", f"{type(exc).__name__}: {exc.message}"
     except (UsageError, ConfigError) as exc:
-        return Verdict.ERROR, "-", f"could not build the scenario: {exc.message}", False
+        return Verdict.ERROR, "-", f"could not build the scenario: {exc.message}"
     except CMPClientError as exc:
         # The response broke a CMP rule: protection, IDs, nonces, body, the certified key.
-        return Verdict.FAIL, type(exc).__name__, exc.diagnostics().replace("\n", "; "), False
+        return Verdict.FAIL, type(exc).__name__, exc.diagnostics().replace("\n", "; ")
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - a scenario never crashes the run
-        return Verdict.ERROR, "-", f"unexpected {type(exc).__name__}: {exc}", False
+        return Verdict.ERROR, "-", f"unexpected {type(exc).__name__}: {exc}"
     if isinstance(outcome, Answer):
-        return (*_judge_answer(scenario, setup, outcome), False)
+        return _judge_answer(scenario, setup, outcome)
     if isinstance(outcome, Observation):
         if scenario.negative:
-            return Verdict.FAIL, outcome.got, "the server accepted what it must reject", False
+            return Verdict.FAIL, outcome.got, "the server accepted what it must reject"
         if outcome.deviation:
             if setup.profile == "ejbca" and scenario.ejbca_deviation:
-                return Verdict.EJBCA_COMPATIBLE, outcome.got, scenario.ejbca_deviation, False
-            return Verdict.FAIL, outcome.got, outcome.deviation, False
-        return Verdict.PASS, outcome.got, outcome.note or "", False
-    return Verdict.ERROR, "-", f"scenario returned {type(outcome).__name__}", False
+                return Verdict.EJBCA_COMPATIBLE, outcome.got, scenario.ejbca_deviation
+            return Verdict.FAIL, outcome.got, outcome.deviation
+        return Verdict.PASS, outcome.got, outcome.note or ""
+    return Verdict.ERROR, "-", f"scenario returned {type(outcome).__name__}"
 
 
 def _judge_answer(scenario: Scenario, setup: CheckSetup, answer: Answer) -> tuple[Verdict, str, str]:
