@@ -47,28 +47,32 @@ def _kur(ctx: CheckContext, old: Any, old_key: Any, new_key: Any) -> Any:
     return enroll(config, "kur", req)
 
 
+def _rr(ctx: CheckContext, cert: Any, protection: Any) -> Any:
+    """rr for ``cert`` (reason superseded) protected by ``protection``, to the setup's
+    recipient, else the certificate's issuer."""
+    from cmpclient.client import revoke
+
+    return revoke(ctx.config(protection, recipient=ctx.setup.recipient or cert.issuer), cert.issuer,
+                  cert.serial_number, reason="superseded")
+
+
 def _revoke(ctx: CheckContext, result: Any, key: Any) -> Any:
     """rr for ``result``'s certificate: MAC when a secret is given (and the scenario does not
     run as the end entity, :attr:`CheckContext.own_signer`), else signed by the certificate
     itself (RFC 9483 §4.2); when that is refused and signer credentials are given, signed by
     them (an RA revoking for the end entity, RFC 9483 §5.1.4) -- not as the end entity."""
-    from cmpclient.client import revoke
     from cmpclient.errors import CMPRejection
 
     cert = result.certificate
-    recipient = ctx.setup.recipient or cert.issuer
     if ctx.own_signer is None and ctx.setup.mac_secret is not None:
         # base_protection() is the MAC here: a policy refusal of it may be retried as the end entity
-        return revoke(ctx.config(ctx.base_protection(), recipient=recipient), cert.issuer, cert.serial_number,
-                      reason="superseded")
+        return _rr(ctx, cert, ctx.base_protection())
     try:
-        own = ctx.config(ctx.signer_protection(ctx.signed_by(result, key)), recipient=recipient)
-        return revoke(own, cert.issuer, cert.serial_number, reason="superseded")
+        return _rr(ctx, cert, ctx.signer_protection(ctx.signed_by(result, key)))
     except CMPRejection:
         if ctx.setup.signer is None or ctx.own_signer is not None:
             raise
-    return revoke(ctx.config(ctx.signer_protection(), recipient=recipient), cert.issuer, cert.serial_number,
-                  reason="superseded")
+    return _rr(ctx, cert, ctx.signer_protection())
 
 
 def _revoke_first(ctx: CheckContext, result: Any, key: Any) -> Any:
@@ -77,7 +81,6 @@ def _revoke_first(ctx: CheckContext, result: Any, key: Any) -> Any:
     §4.2), so the case the scenario is about can still be tried (the runner reruns only
     positive scenarios as the end entity)."""
     from cmpclient.check.runner import policy_refusal, rejection_texts
-    from cmpclient.client import revoke
     from cmpclient.errors import CMPRejection
 
     try:
@@ -85,9 +88,7 @@ def _revoke_first(ctx: CheckContext, result: Any, key: Any) -> Any:
     except CMPRejection as exc:
         if ctx.last_protection != "mac" or not policy_refusal(rejection_texts(exc), "mac"):
             raise
-    cert = result.certificate
-    own = ctx.config(ctx.signer_protection(ctx.signed_by(result, key)), recipient=ctx.setup.recipient or cert.issuer)
-    return revoke(own, cert.issuer, cert.serial_number, reason="superseded")
+    return _rr(ctx, result.certificate, ctx.signer_protection(ctx.signed_by(result, key)))
 
 
 def _protected_request(ctx: CheckContext, body: Any, protection: Any, **kw: Any) -> tuple[bytes, Any]:
