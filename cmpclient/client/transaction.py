@@ -23,7 +23,7 @@ from cmpclient.asn1 import oids
 from cmpclient.errors import CMPClientError, CMPErrorMessage, ProtectionError, ProtocolError
 from cmpclient.message.header import HeaderBuilder
 from cmpclient.message.parse import ErrorContent, ParsedMessage, parse_message
-from cmpclient.message.peek import transaction_continues
+from cmpclient.message.peek import peek, transaction_continues
 from cmpclient.asn1 import codec
 from cmpclient.asn1.lazy import cmp
 from cmpclient.transport import deadline, end_transaction
@@ -180,8 +180,8 @@ class Transaction:
             cfg.on_message("request", der)
         goes_on = False
         try:
-            peek = getattr(cfg.transport, "next_saved_request", None)
-            upcoming = peek() if peek is not None else None
+            next_saved = getattr(cfg.transport, "next_saved_request", None)
+            upcoming = next_saved() if next_saved is not None else None
             # --reqin: a saved request that cannot be checked is refused before it goes out
             adopted = self._adopt_saved_request(upcoming) if upcoming is not None else None
             with deadline(self.deadline):
@@ -196,8 +196,6 @@ class Transaction:
             self.last_response = response
             self._last_sender_nonce = sender_nonce
             if response.body_type == "error":
-                from cmpclient.message.peek import peek
-
                 raise error_from(response, peek(saved if saved is not None else der).body_type)
             goes_on = _may_continue(response) if continues is None else continues
         finally:
