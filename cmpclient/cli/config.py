@@ -232,14 +232,21 @@ def _exit_reporting(ctx: click.Context, exc: ConfigError) -> None:
     ctx.exit(report_error(exc, get_output(ctx)))
 
 
+def envvars_of(param: Any) -> list[str]:
+    """The environment variables a parameter reads (click's ``envvar``: none, one or several)."""
+    envvar = getattr(param, "envvar", None)
+    if not envvar:
+        return []
+    return [envvar] if isinstance(envvar, str) else list(envvar)
+
+
 def origin_of(ctx: click.Context, name: str) -> str:
     src = ctx.get_parameter_source(name)
     if src == ParameterSource.COMMANDLINE:
         return "command line"
     if src == ParameterSource.ENVIRONMENT:
         param = next((p for p in ctx.command.params if p.name == name), None)
-        envvars = getattr(param, "envvar", None) or [envvar_for(name)]
-        envvars = [envvars] if isinstance(envvars, str) else list(envvars)
+        envvars = envvars_of(param) or [envvar_for(name)]
         return f"environment ${next((v for v in envvars if os.environ.get(v)), envvars[0])}"
     if src == ParameterSource.DEFAULT_MAP:
         return f"profile {ctx.meta.get('cmpclient.profile_name')!s} ({ctx.meta.get('cmpclient.config_file')})"

@@ -41,7 +41,7 @@ from typing import Any, Callable, Sequence
 
 import click
 
-from cmpclient.cli.config import SECRET_PARAMS, envvar_for
+from cmpclient.cli.config import SECRET_PARAMS, envvar_for, envvars_of
 from cmpclient.cli.secrets import read_secret, refuse_url_password
 from cmpclient.errors import ConfigError, UsageError
 
@@ -62,15 +62,10 @@ class EnvOption(click.Option):
         from click.core import ParameterSource
 
         if ctx is not None and self.name and ctx.get_parameter_source(self.name) == ParameterSource.ENVIRONMENT:
-            used = next((v for v in self._envvars() if os.environ.get(v)), None)
+            used = next((v for v in envvars_of(self) if os.environ.get(v)), None)
             if used:
                 return f"'{self.opts[0]}' (from ${used})"
         return " / ".join(f"'{x}'" for x in self.opts)
-
-    def _envvars(self) -> list[str]:
-        if not self.envvar:
-            return []
-        return [self.envvar] if isinstance(self.envvar, str) else list(self.envvar)
 
 
 def option_envvars(decls: Sequence[str], name: str) -> list[str]:
