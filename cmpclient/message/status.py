@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from cmpclient.asn1 import codec
 from cmpclient.asn1.cmp_names import FAIL_INFO_NAMES, PKI_STATUS_NAMES as STATUS_NAMES
 from cmpclient.asn1.lazy import cmp
 from cmpclient.errors import UsageError
@@ -70,8 +71,7 @@ def status_info_der(status: str | int = "accepted", *, fail_info: Sequence[str |
     failInfo is a BIT STRING with named bits, so DER drops trailing zero bits: the
     content is the unused-bit count, then the bits up to the highest one set.
     """
-    code = status_code(status)
-    content = b"\x02\x01" + bytes((code,))  # PKIStatus: 0..6, one content octet
+    content = codec.integer_der(status_code(status))
     bits = fail_info_bits(fail_info) if fail_info else ()
     if bits:
         width = bits[-1] + 1
@@ -80,8 +80,8 @@ def status_info_der(status: str | int = "accepted", *, fail_info: Sequence[str |
         for bit in bits:
             value |= 1 << (size * 8 - 1 - bit)
         octets = bytes((size * 8 - width,)) + value.to_bytes(size, "big")
-        content += bytes((0x03, len(octets))) + octets
-    return bytes((0x30, len(content))) + content
+        content += codec.der_header(0x03, len(octets)) + octets
+    return codec.der_header(0x30, len(content)) + content
 
 
 @dataclass(frozen=True)
