@@ -145,14 +145,13 @@ class Transaction:
             hb = hb.implicit_confirm()
         for oid, der in general_info:
             hb = hb.general_info(oid, der)
+        from cmpclient.protection import header_protection_alg, protect_der
+
         if cfg.protection is not None:
-            alg_der = getattr(cfg.protection, "algorithm_identifier_der", None)
-            hb = hb.protection_alg(alg_der() if alg_der is not None else cfg.protection.algorithm_identifier())
+            hb = hb.protection_alg(header_protection_alg(cfg.protection))
             kid = cfg.protection.sender_kid()
             if kid:
                 hb = hb.sender_kid(kid)
-        from cmpclient.protection import protect_der
-
         body_der = body if isinstance(body, (bytes, bytearray)) else codec.encode(body)
         return protect_der(hb.build_der(), bytes(body_der), cfg.protection, list(cfg.extra_certs)), nonce
 

@@ -6,6 +6,7 @@ Public API (see :mod:`.protect`, :mod:`.mac`, :mod:`.signature`, :mod:`.trust`):
     SignatureProtection(private_key, cert, chain=(), digest="sha256", rsa_pss=False)
     protect_message(message, protection) -> new PKIMessage
     protect_der(header_der, body_der, protection, extra_certs=()) -> DER  (the fast path)
+    header_protection_alg(protection) -> protectionAlg for HeaderBuilder (DER when the protection writes it)
     verify_protection(message_der, message=None, *, secret, trusted, pinned, untrusted,
                       max_pbm_iterations=10000, require_key_usage=True, at_time=None)
         (message: the pyasn1 PKIMessage or the ParsedMessage of message_der)
@@ -21,6 +22,7 @@ from cmpclient.protection.protect import (
     Protection,
     SignatureProtection,
     VerifiedProtection,
+    header_protection_alg,
     protect_der,
     protect_message,
     verify_protection,
@@ -43,6 +45,7 @@ __all__ = [
     "VerifiedProtection",
     "protect_message",
     "protect_der",
+    "header_protection_alg",
     "verify_protection",
     "PBMParams",
     "PBMAC1Params",

@@ -163,6 +163,14 @@ def _copy_alg(src: rfc5280.AlgorithmIdentifier, dst: rfc5280.AlgorithmIdentifier
         dst["parameters"] = univ.Any(bytes(src["parameters"]))
 
 
+def header_protection_alg(protection: Protection) -> bytes | rfc5280.AlgorithmIdentifier:
+    """``protection``'s protectionAlg for :meth:`HeaderBuilder.protection_alg`: its DER
+    when the protection writes it itself (MAC protection: the same bytes, without pyasn1),
+    else the pyasn1 value."""
+    der = getattr(protection, "algorithm_identifier_der", None)
+    return der() if der is not None else protection.algorithm_identifier()
+
+
 def protect_der(
     header_der: bytes,
     body_der: bytes,

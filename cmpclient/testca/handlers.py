@@ -34,7 +34,7 @@ from cmpclient.message.header import HeaderBuilder
 from cmpclient.message.names import asn1_to_name, general_name_text, parse_dn
 from cmpclient.message.parse import ParsedMessage, parse_decoded
 from cmpclient.message.pkimessage import decode_message
-from cmpclient.protection import MACProtection, PBMAC1Params, PBMParams, SignatureProtection, protect_der
+from cmpclient.protection import MACProtection, PBMAC1Params, PBMParams, SignatureProtection, header_protection_alg, protect_der
 from cmpclient.protection import signature as _sig
 from cmpclient.testca import auth as A
 from cmpclient.testca import kem as K
@@ -423,9 +423,7 @@ class Engine:
         nonce = os.urandom(16)
         hb = hb.sender_nonce(nonce)
         if protection is not None:
-            # MACProtection: its DER (the same bytes, made without pyasn1).
-            alg_id = protection.algorithm_identifier_der() if isinstance(protection, MACProtection) else protection.algorithm_identifier()
-            hb = hb.protection_alg(alg_id)
+            hb = hb.protection_alg(header_protection_alg(protection))
         body_der = body if isinstance(body, (bytes, bytearray)) else codec.encode(body)
         der = protect_der(hb.build_der(), bytes(body_der), protection, extras)
         if req.header.transaction_id:
